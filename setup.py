@@ -1,0 +1,19 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="vade-verl",
+    version="0.1.0",
+    description="Rollout-efficient group RL plug-ins for verl: VADE sampler, DIVA-GRPO and MSSR advantages",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["vade_verl", "vade_verl.*"]),
+    package_data={"vade_verl": ["*.yaml", "**/*.yaml"]},
+    python_requires=">=3.10",
+    install_requires=["numpy", "omegaconf", "tqdm", "matplotlib", "pandas", "pyarrow", "pillow"],
+    extras_require={
+        # verl 0.7.1: the newest release with the sampler plug-in points (see README).
+        "verl07": ["verl==0.7.1"],
+        "test": ["verl==0.7.1", "pytest", "scipy"],
+    },
+    entry_points={"console_scripts": ["vade-verl=vade_verl.cli:main"]},
+)

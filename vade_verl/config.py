@@ -1,0 +1,97 @@
+"""The ``data.sampler.vade`` config block: defaults from the paper, validated at start.
+
+Pure (omegaconf-compatible mappings, no verl import). Users toggle VADE with one override on top of
+the sampler class (see README)::
+
+    data.sampler.class_path=pkg://vade_verl.sampler data.sampler.class_name=VADESampler
+    +data.sampler.vade.enable=False     # same sampler, verl's uniform random order
+
+Every key is optional; an unknown key or an out-of-range value raises at start with the key's
+full name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional
+
+from vade_verl.vade import SCORE_REGISTRY
+
+CONFIG_PREFIX = "data.sampler.vade"
+
+
+@dataclasses.dataclass(frozen=True)
+class VADEConfig:
+    """Options of the VADE sampler.
+
+    enable: False gives uniform random batches (verl's RandomSampler behaviour) with the same
+        metrics, the baseline to compare against.
+    l1: fast decay for samples just rolled out (paper Fig. 2 illustrates 0.2).
+    l2: slow decay for all other samples (paper Fig. 2 illustrates 0.999).
+    score: "infogain" p(1-p)^2 (paper) or "variance" p(1-p) (ablation).
+    selection: "thompson" (paper) or "greedy" (posterior mean, ablation).
+    decay: False disables the two-scale decay (l1 = l2 = 1, ablation "no decay").
+    seed: generator seed; None takes ``data.seed`` and then 1.
+    reward_threshold: None requires rewards in [0, 1] (summed per sample, fractional allowed);
+        a number counts a rollout correct when its reward is greater than it.
+    state_dir: folder for the per-step update records that make resume exact (see
+        ``vade_verl.sampler``); None takes ``trainer.default_local_dir`` of the run's config.
+    """
+
+    enable: bool = True
+    l1: float = 0.2
+    l2: float = 0.999
+    score: str = "infogain"
+    selection: str = "thompson"
+    decay: bool = True
+    seed: Optional[int] = None
+    reward_threshold: Optional[float] = None
+    state_dir: Optional[str] = None
+
+    @property
+    def fast_decay(self) -> float:
+        return self.l1 if self.decay else 1.0
+
+    @property
+    def slow_decay(self) -> float:
+        return self.l2 if self.decay else 1.0
+
+    @property
+    def selection_mode(self) -> str:
+        return self.selection if self.enable else "random"
+
+    @classmethod
+    def from_mapping(cls, block: Optional[Mapping[str, Any]], prefix: str = CONFIG_PREFIX) -> "VADEConfig":
+        """Build and validate from a (possibly empty) mapping; errors name ``prefix.<key>``."""
+        block = dict(block or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(block) - known)
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(f'{prefix}.{k}' for k in unknown)}; known: {sorted(known)}")
+        config = cls(**block)
+        config.validate(prefix)
+        return config
+
+    def validate(self, prefix: str = CONFIG_PREFIX) -> None:
+        def fail(key: str, why: str) -> None:
+            raise ValueError(f"{prefix}.{key}={getattr(self, key)!r}: {why}")
+
+        for key in ("enable", "decay"):
+            if not isinstance(getattr(self, key), bool):
+                fail(key, "must be true or false")
+        for key in ("l1", "l2"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                fail(key, "must be a number in [0, 1]")
+        if self.score not in SCORE_REGISTRY:
+            fail("score", f"must be one of {sorted(SCORE_REGISTRY)}")
+        if self.selection not in ("thompson", "greedy"):
+            fail("selection", "must be 'thompson' or 'greedy'")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            fail("seed", "must be a non-negative integer or null")
+        if self.reward_threshold is not None and (
+            isinstance(self.reward_threshold, bool) or not isinstance(self.reward_threshold, (int, float))
+        ):
+            fail("reward_threshold", "must be a number or null")
+        if self.state_dir is not None and not isinstance(self.state_dir, str):
+            fail("state_dir", "must be a path or null")

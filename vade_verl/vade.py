@@ -1,0 +1,270 @@
+"""VADE: variance-aware dynamic sampling (Hu et al., arXiv 2511.18902), the math only.
+
+Numpy only, no verl import: the verl adapter is ``vade_verl.sampler``.
+
+Per training sample i the policy's correctness probability has the posterior
+``Beta(alpha_i + 1, beta_i + 1)`` (alpha = beta = 0 is the uniform prior; paper Sec. 3.1).
+Each step every sample is scored from a draw ``p_i ~ Beta(alpha_i + 1, beta_i + 1)`` (Thompson
+sampling, Sec. 3.2) with the information gain ``I_i = p_i (1 - p_i)^2`` (maximal at p = 1/3, value
+4/27), and the ``B`` highest scores form the next batch. After the batch's rollouts, with ``r_i``
+the summed reward of sample i's ``G_i`` rollouts, the two-scale prior decay (Sec. 3.3) is::
+
+    alpha_i <- l1 * alpha_i + r_i,  beta_i <- l1 * beta_i + (G_i - r_i)   (samples just rolled out)
+    alpha_j <- l2 * alpha_j,        beta_j <- l2 * beta_j                 (all other samples)
+
+The paper's ablations (Sec. 4.4) are options: the score ``p (1 - p)`` ("variance"), the
+posterior mean instead of a draw ("greedy"), and no decay (``l1 = l2 = 1``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import numpy as np
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+SCORE_REGISTRY: Dict[str, ScoreFn] = {}
+
+SELECTION_MODES = ("thompson", "greedy", "random")
+
+
+def register_score(name: str) -> Callable[[ScoreFn], ScoreFn]:
+    """Register a selection score ``p -> score`` under ``name`` (``vade.score=<name>``)."""
+
+    def decorator(fn: ScoreFn) -> ScoreFn:
+        if name in SCORE_REGISTRY and SCORE_REGISTRY[name] is not fn:
+            raise ValueError(f"score {name!r} is already registered")
+        SCORE_REGISTRY[name] = fn
+        return fn
+
+    return decorator
+
+
+def get_score_fn(name: str) -> ScoreFn:
+    if name not in SCORE_REGISTRY:
+        raise ValueError(f"unknown VADE score {name!r}; registered: {sorted(SCORE_REGISTRY)}")
+    return SCORE_REGISTRY[name]
+
+
+@register_score("infogain")
+def info_gain(p: np.ndarray) -> np.ndarray:
+    """``I = p (1 - p)^2`` (paper Eq. 3): peaks at p = 1/3 with value 4/27."""
+    q = 1.0 - p
+    return p * q * q
+
+
+@register_score("variance")
+def bernoulli_variance(p: np.ndarray) -> np.ndarray:
+    """``p (1 - p)``, the ablation score of Sec. 4.4: peaks at p = 1/2."""
+    return p * (1.0 - p)
+
+
+def posterior_mean(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Mean of ``Beta(alpha + 1, beta + 1)``: ``(alpha + 1) / (alpha + beta + 2)``."""
+    return (alpha + 1.0) / (alpha + beta + 2.0)
+
+
+def thompson_draw(alpha: np.ndarray, beta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per sample from ``Beta(alpha + 1, beta + 1)`` (exact, numpy's Beta sampler)."""
+    return rng.beta(alpha + 1.0, beta + 1.0)
+
+
+def top_b(scores: np.ndarray, b: int) -> np.ndarray:
+    """Indices of the ``b`` largest scores, highest first, ties to the lower index.
+
+    The same result as ``sorted(range(N), key=lambda i: (-scores[i], i))[:b]`` in O(N): a
+    partition finds the b-th largest value, then only the ``b`` winners are sorted.
+    """
+    n = scores.shape[0]
+    if not 0 < b <= n:
+        raise ValueError(f"batch size {b} must be in 1..{n} (the number of samples)")
+    threshold = -np.partition(-scores, b - 1)[b - 1]
+    above = np.flatnonzero(scores > threshold)
+    tied = np.flatnonzero(scores == threshold)[: b - above.size]
+    chosen = np.concatenate([above, tied])
+    order = np.lexsort((chosen, -scores[chosen]))
+    return chosen[order]
+
+
+def aggregate_rollouts(positions: np.ndarray, rewards: np.ndarray):
+    """Sum rollouts per sample: ``(samples, successes, trials, skipped)``.
+
+    ``rewards`` are per rollout in [0, 1] (binary or fractional); a NaN reward is skipped and
+    counted in ``skipped``, never treated as 0. ``samples`` are the distinct positions that had
+    at least one rollout (valid or not); ``trials`` counts only valid rollouts.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    rewards = np.asarray(rewards, dtype=np.float64)
+    if positions.shape != rewards.shape or positions.ndim != 1:
+        raise ValueError(f"positions {positions.shape} and rewards {rewards.shape} must be equal 1-d shapes")
+    valid = ~np.isnan(rewards)
+    finite = rewards[valid]
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
+        raise ValueError(
+            f"VADE rewards must lie in [0, 1] (got min {finite.min():.4g}, max {finite.max():.4g}); "
+            "set data.sampler.vade.reward_threshold to count a rollout correct when its reward exceeds it"
+        )
+    samples, inverse = np.unique(positions, return_inverse=True)
+    successes = np.bincount(inverse, weights=np.where(valid, rewards, 0.0), minlength=samples.size)
+    trials = np.bincount(inverse, weights=valid.astype(np.float64), minlength=samples.size)
+    return samples, successes, trials, int((~valid).sum())
+
+
+def two_scale_decay(
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    samples: np.ndarray,
+    successes: np.ndarray,
+    trials: np.ndarray,
+    l1: float,
+    l2: float,
+) -> None:
+    """Apply the two-scale prior decay in place (paper Sec. 3.3).
+
+    ``samples`` must be distinct. A sample with ``trials == 0`` (all its rewards were NaN) brings
+    no evidence and is decayed like an unselected sample (``l2``), not wiped by ``l1``.
+    """
+    observed = samples[trials > 0]
+    fast_alpha = l1 * alpha[observed] + successes[trials > 0]
+    fast_beta = l1 * beta[observed] + (trials - successes)[trials > 0]
+    alpha *= l2
+    beta *= l2
+    alpha[observed] = fast_alpha
+    beta[observed] = fast_beta
+
+
+def effective_ratio(group_keys: np.ndarray, rewards: np.ndarray) -> float:
+    """Share of rollout groups whose (non-NaN) rewards are not all equal.
+
+    A group with all rewards equal has zero GRPO advantage ("gradient vanishing"); this is the
+    effective-gradient ratio of the paper's Fig. 1 and 3b. Groups with fewer than two valid
+    rewards count as not effective.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    valid = ~np.isnan(rewards)
+    _, inverse = np.unique(np.asarray(group_keys)[valid], return_inverse=True)
+    n_groups = int(inverse.max()) + 1 if inverse.size else 0
+    if n_groups == 0:
+        return 0.0
+    r = rewards[valid]
+    low = np.full(n_groups, np.inf)
+    high = np.full(n_groups, -np.inf)
+    np.minimum.at(low, inverse, r)
+    np.maximum.at(high, inverse, r)
+    return float(np.mean(high > low))
+
+
+class VADEState:
+    """The per-sample posteriors of a whole dataset, with selection, update and (de)serialisation.
+
+    Args:
+        num_samples: dataset size N; positions are ``0..N-1``.
+        l1, l2: fast and slow decay factors of the two-scale prior decay.
+        score: a name in ``SCORE_REGISTRY`` ("infogain" or "variance").
+        selection: "thompson" (draw from the posterior), "greedy" (posterior mean, random
+            tie-break) or "random" (uniform without replacement per epoch, like verl's
+            RandomSampler; the posteriors are still tracked for the metrics).
+        seed: seed of the generator used for draws, tie-breaks and permutations.
+    """
+
+    def __init__(self, num_samples: int, *, l1: float, l2: float, score: str, selection: str, seed: int):
+        if num_samples <= 0:
+            raise ValueError(f"VADE needs a non-empty dataset, got {num_samples} samples")
+        if selection not in SELECTION_MODES:
+            raise ValueError(f"unknown selection {selection!r}; expected one of {SELECTION_MODES}")
+        self.num_samples = int(num_samples)
+        self.l1, self.l2 = float(l1), float(l2)
+        self.score_fn = get_score_fn(score)
+        self.selection = selection
+        self.alpha = np.zeros(self.num_samples)
+        self.beta = np.zeros(self.num_samples)
+        self.seen = np.zeros(self.num_samples, dtype=bool)
+        self.rng = np.random.default_rng(seed)
+        self.num_selections = 0
+        self.num_updates = 0
+        self.last_selected = np.zeros(0, dtype=np.int64)
+        self._perm = np.zeros(0, dtype=np.int64)
+        self._perm_cursor = 0
+
+    def scores(self) -> np.ndarray:
+        """The selection scores of all samples for this step (consumes random numbers)."""
+        if self.selection == "thompson":
+            return self.score_fn(thompson_draw(self.alpha, self.beta, self.rng))
+        scores = self.score_fn(posterior_mean(self.alpha, self.beta))
+        # greedy: exact ties (e.g. all never-seen samples share the mean 1/2) are broken uniformly
+        # at random by a jitter of at most 1e-12, which reorders only scores closer than that.
+        return scores + 1e-12 * self.rng.random(self.num_samples)
+
+    def select(self, b: int) -> np.ndarray:
+        """Choose the next batch of ``b`` distinct positions, most informative first."""
+        if self.selection == "random":
+            chosen = self._next_permutation_chunk(b)
+        else:
+            chosen = top_b(self.scores(), b)
+        self.num_selections += 1
+        self.last_selected = chosen
+        return chosen
+
+    def _next_permutation_chunk(self, b: int) -> np.ndarray:
+        if not 0 < b <= self.num_samples:
+            raise ValueError(f"batch size {b} must be in 1..{self.num_samples} (the number of samples)")
+        if self._perm_cursor + b > self._perm.size:
+            self._perm = self.rng.permutation(self.num_samples)
+            self._perm_cursor = 0
+        chunk = self._perm[self._perm_cursor : self._perm_cursor + b]
+        self._perm_cursor += b
+        return chunk
+
+    def update(self, positions: np.ndarray, rewards: np.ndarray) -> dict:
+        """Feed back one step's rollouts (one entry per rollout) and apply the decay.
+
+        Returns counts: ``samples`` updated, ``rollouts`` used, ``skipped`` NaN rewards, and the
+        aggregated arrays (``positions``, ``successes``, ``trials``) for logging/replay.
+        """
+        samples, successes, trials, skipped = aggregate_rollouts(positions, rewards)
+        if samples.size and (samples[0] < 0 or samples[-1] >= self.num_samples):
+            raise ValueError(f"sample positions must be in 0..{self.num_samples - 1}, got {samples[0]}..{samples[-1]}")
+        self.apply(samples, successes, trials)
+        return {
+            "positions": samples,
+            "successes": successes,
+            "trials": trials,
+            "skipped": skipped,
+            "rollouts": int(trials.sum()),
+        }
+
+    def apply(self, samples: np.ndarray, successes: np.ndarray, trials: np.ndarray) -> None:
+        """Apply already aggregated evidence (distinct ``samples``); used by ``update`` and replay."""
+        two_scale_decay(self.alpha, self.beta, samples, successes, trials, self.l1, self.l2)
+        self.seen[samples[trials > 0]] = True
+        self.num_updates += 1
+
+    def state_dict(self) -> dict:
+        return {
+            "alpha": self.alpha.copy(),
+            "beta": self.beta.copy(),
+            "seen": self.seen.copy(),
+            "rng": self.rng.bit_generator.state,
+            "num_selections": self.num_selections,
+            "num_updates": self.num_updates,
+            "last_selected": self.last_selected.copy(),
+            "perm": self._perm.copy(),
+            "perm_cursor": self._perm_cursor,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["alpha"].shape != (self.num_samples,):
+            raise ValueError(
+                f"VADE state is for {state['alpha'].shape[0]} samples but the dataset has {self.num_samples}: "
+                "resume with the same training files and filtering"
+            )
+        self.alpha = np.array(state["alpha"], dtype=np.float64)
+        self.beta = np.array(state["beta"], dtype=np.float64)
+        self.seen = np.array(state["seen"], dtype=bool)
+        self.rng.bit_generator.state = state["rng"]
+        self.num_selections = int(state["num_selections"])
+        self.num_updates = int(state["num_updates"])
+        self.last_selected = np.array(state["last_selected"], dtype=np.int64)
+        self._perm = np.array(state["perm"], dtype=np.int64)
+        self._perm_cursor = int(state["perm_cursor"])

@@ -1,0 +1,122 @@
+"""What our plug-ins read from verl's data: the one place that knows verl 0.7.1's batch layout.
+
+At ``sampler.update(batch=...)`` time (``RayPPOTrainer.fit``) the batch is the repeated batch,
+``rollout.n`` rows per prompt (possibly reordered by ``trainer.balance_batch``), with tensors
+``token_level_scores`` (the reward function's score at the last response token, before any KL
+penalty), ``token_level_rewards``, ``response_mask`` and ``non_tensor_batch`` entries ``uid`` (a
+fresh id per prompt per step) and ``extra_info`` (a dict per row, from the parquet file).
+
+The dataset row identity is ``extra_info["index"]``: verl's ``RLHFDataset`` copies it to
+``non_tensor_batch["index"]`` but silently writes 0 where it is missing, so we read ``extra_info``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+ROW_ID_FIELD = "index"
+_ADD_ID_HINT = (
+    "add a stable per-row id as extra_info.index to every row of the training parquet "
+    "(e.g. the row's position when preprocessing, as verl's geo3k example does)"
+)
+
+
+def _row_ids_from_extra_info(extra_infos: Sequence[Any], where: str) -> np.ndarray:
+    ids = []
+    missing = 0
+    for info in extra_infos:
+        if isinstance(info, dict) and info.get(ROW_ID_FIELD) is not None:
+            ids.append(info[ROW_ID_FIELD])
+        else:
+            missing += 1
+    if missing:
+        raise ValueError(f"{missing} of {len(extra_infos)} rows of {where} have no extra_info.{ROW_ID_FIELD}: {_ADD_ID_HINT}")
+    return np.asarray(ids)
+
+
+def _dataframe_column(frame: Any, name: str):
+    columns = getattr(frame, "column_names", None)
+    if columns is None:
+        columns = list(getattr(frame, "columns", []))
+    if name not in columns:
+        raise ValueError(f"the training data has no '{name}' column: {_ADD_ID_HINT}")
+    return list(frame[name])
+
+
+def dataset_row_ids(data_source: Any) -> np.ndarray:
+    """The ``extra_info.index`` of every dataset position, checked to be unique.
+
+    Reads the ``extra_info`` column of ``data_source.dataframe`` (verl's ``RLHFDataset`` holds a
+    Hugging Face ``datasets.Dataset`` there; a pandas frame works too) without decoding images;
+    other datasets are read item by item (``data_source[i]["extra_info"]``).
+    """
+    frame = getattr(data_source, "dataframe", None)
+    if frame is not None:
+        infos = _dataframe_column(frame, "extra_info")
+    else:
+        infos = [data_source[i].get("extra_info") for i in range(len(data_source))]
+    ids = _row_ids_from_extra_info(infos, "the training dataset")
+    unique, counts = np.unique(ids, return_counts=True)
+    if unique.size != ids.size:
+        dup = unique[counts > 1][:5].tolist()
+        raise ValueError(f"extra_info.{ROW_ID_FIELD} must be unique per row; repeated values include {dup}")
+    return ids
+
+
+def batch_row_ids(batch: Any) -> np.ndarray:
+    """``extra_info.index`` of every rollout row of a trainer batch."""
+    extra = batch.non_tensor_batch.get("extra_info")
+    if extra is None:
+        raise ValueError(f"the batch has no non_tensor 'extra_info' field: {_ADD_ID_HINT}")
+    return _row_ids_from_extra_info(list(extra), "the batch")
+
+
+def batch_group_keys(batch: Any) -> np.ndarray:
+    """verl's per-step prompt group id (``uid``) of every rollout row."""
+    if "uid" not in batch.non_tensor_batch:
+        raise ValueError("the batch has no non_tensor 'uid' field (RayPPOTrainer.fit adds it per prompt)")
+    return np.asarray(batch.non_tensor_batch["uid"])
+
+
+def batch_sequence_rewards(batch: Any, key: str = "token_level_scores") -> np.ndarray:
+    """Scalar reward per rollout row: the sum of ``batch.batch[key]`` over the response tokens.
+
+    NaN stays NaN (the caller skips and counts it).
+    """
+    if key not in batch.batch.keys():
+        raise ValueError(f"the batch has no tensor '{key}' (verl computes it in the reward step before the hook)")
+    scores = batch.batch[key]
+    if "response_mask" in batch.batch.keys():
+        scores = scores * batch.batch["response_mask"].to(scores.dtype)
+    return scores.sum(dim=-1).double().cpu().numpy()
+
+
+def build_rollout_batch(batch_dict: dict, rollout_n: int, sequence_rewards: np.ndarray, response_length: int = 4):
+    """A batch shaped as ``RayPPOTrainer.fit`` hands it to ``sampler.update`` (verl 0.7.1).
+
+    Mirrors ``fit``: ``DataProto.from_single_dict(batch_dict)``, a fresh ``uid`` per prompt,
+    ``repeat(rollout.n, interleave=True)``; then, standing in for generation and the reward step,
+    a ``response_mask`` of ones and ``token_level_scores``/``token_level_rewards`` holding each
+    rollout's reward at its last response token (``sequence_rewards`` has ``len * rollout_n``
+    entries, rollout-major within each prompt as ``repeat`` lays them out).
+    """
+    import uuid
+
+    import torch
+
+    from verl import DataProto
+
+    batch = DataProto.from_single_dict(batch_dict)
+    batch.non_tensor_batch["uid"] = np.array([str(uuid.uuid4()) for _ in range(len(batch))], dtype=object)
+    batch = batch.repeat(repeat_times=rollout_n, interleave=True)
+    rewards = torch.as_tensor(np.asarray(sequence_rewards, dtype=np.float32))
+    if rewards.shape != (len(batch),):
+        raise ValueError(f"need {len(batch)} rewards ({len(batch) // rollout_n} prompts x {rollout_n}), got {tuple(rewards.shape)}")
+    scores = torch.zeros(len(batch), response_length)
+    scores[:, -1] = rewards
+    batch.batch["response_mask"] = torch.ones(len(batch), response_length, dtype=torch.int64)
+    batch.batch["token_level_scores"] = scores
+    batch.batch["token_level_rewards"] = scores.clone()
+    return batch
