@@ -1,5 +1,7 @@
 from setuptools import find_packages, setup
 
+VERL07 = ["verl==0.7.1", "numpy<2", "pyarrow>=19,<21", "datasets<4", "pandas<3", "transformers>=4.51,<5"]
+
 setup(
     name="vade-verl",
     version="0.1.0",
@@ -11,9 +13,11 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy", "omegaconf", "tqdm", "matplotlib", "pandas", "pyarrow", "pillow"],
     extras_require={
-        # verl 0.7.1: the newest release with the sampler plug-in points (see README).
-        "verl07": ["verl==0.7.1"],
-        "test": ["verl==0.7.1", "pytest", "scipy"],
+        # verl 0.7.1: the newest release with the sampler plug-in points (see README). It needs
+        # numpy<2, so pyarrow/datasets/pandas must be releases that still support numpy 1.x;
+        # constraints/verl07.txt pins the exact set CI tests (and torch's CPU wheel).
+        "verl07": VERL07,
+        "test": VERL07 + ["pytest", "scipy"],
     },
     entry_points={"console_scripts": ["vade-verl=vade_verl.cli:main"]},
 )
