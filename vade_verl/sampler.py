@@ -86,7 +86,7 @@ class VADESampler(AbstractCurriculumSampler):
 
     def __init__(self, data_source: Any, data_config: Any):
         self.config = VADEConfig.from_mapping(_vade_block(data_config))
-        self.batch_size = int(data_config.get("gen_batch_size", data_config.get("train_batch_size")))
+        self.batch_size = int(data_config.get("gen_batch_size") or data_config.get("train_batch_size"))
         self.row_ids = dataset_row_ids(data_source)
         n = self.row_ids.size
         if not 0 < self.batch_size <= n:
