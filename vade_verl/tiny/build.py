@@ -1,0 +1,48 @@
+"""Build the tiny model and the counting-task parquet files into one folder.
+
+    python -m vade_verl.tiny.build --out /tmp/vade_tiny [--train-rows 64 --val-rows 8 --seed 0]
+
+writes ``<out>/model`` (tokenizer + random Qwen2) and ``<out>/data/{train,val}.parquet``.
+"""
+
+import argparse
+import os
+
+from vade_verl.tiny.model import build_model
+from vade_verl.tiny.task import make_rows
+
+
+def write_parquet(rows: list[dict], path: str) -> str:
+    """Write verl RL rows to parquet (one row per dict, nested fields as structs/lists)."""
+    import pandas as pd
+
+    if not rows:
+        raise ValueError(f"no rows to write to {path}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pd.DataFrame(rows).to_parquet(path, index=False)
+    return path
+
+
+def build_all(out: str, train_rows: int, val_rows: int, seed: int, with_image: bool = False) -> dict:
+    """Build model + train/val parquet under ``out``; return their paths."""
+    paths = {
+        "model": build_model(os.path.join(out, "model"), seed=seed),
+        "train": write_parquet(make_rows(train_rows, seed, "train", with_image), os.path.join(out, "data", "train.parquet")),
+        "val": write_parquet(make_rows(val_rows, seed + 1, "val", with_image), os.path.join(out, "data", "val.parquet")),
+    }
+    return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--train-rows", type=int, default=64)
+    parser.add_argument("--val-rows", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name, path in build_all(args.out, args.train_rows, args.val_rows, args.seed).items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Synthetic counting task: an image with ``n`` squares, the answer is ``n``.
+
+Pure data and scoring, no verl import. Rows follow verl's RL parquet layout (``data_source``, ``prompt``,
+``images``, ``ability``, ``reward_model.ground_truth``, ``extra_info.index``); ``extra_info.index`` is the
+row's position, so it is stable across runs and is what the VADE sampler keys its state on.
+"""
+
+import io
+import re
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+DATA_SOURCE = "vade_tiny/count_squares"
+QUESTION = "how many squares ?"
+IMAGE_SIZE = 56
+SQUARE = 8
+MAX_SQUARES = 4
+
+
+def draw_squares(n: int, rng: np.random.Generator, size: int = IMAGE_SIZE) -> Image.Image:
+    """Draw ``n`` non-overlapping filled squares on a white RGB image (a 3x3 grid of free cells)."""
+    if not 0 <= n <= MAX_SQUARES:
+        raise ValueError(f"n must be in [0, {MAX_SQUARES}], got {n}")
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    cell = size // 3
+    for c in rng.choice(9, size=n, replace=False):
+        x0 = (c % 3) * cell + (cell - SQUARE) // 2
+        y0 = (c // 3) * cell + (cell - SQUARE) // 2
+        draw.rectangle([x0, y0, x0 + SQUARE - 1, y0 + SQUARE - 1], fill="black")
+    return image
+
+
+def count_dark_squares(image: Image.Image) -> int:
+    """Independent check of an image's answer: count connected dark blobs (4-neighbour flood fill)."""
+    dark = np.asarray(image.convert("L")) < 128
+    seen = np.zeros_like(dark)
+    blobs = 0
+    for y, x in zip(*np.nonzero(dark)):
+        if seen[y, x]:
+            continue
+        blobs += 1
+        stack = [(y, x)]
+        seen[y, x] = True
+        while stack:
+            cy, cx = stack.pop()
+            for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
+                if 0 <= ny < dark.shape[0] and 0 <= nx < dark.shape[1] and dark[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+    return blobs
+
+
+def make_rows(num_rows: int, seed: int, split: str, with_image: bool) -> list[dict]:
+    """Build ``num_rows`` verl RL rows. ``with_image=False`` spells the squares out as text tokens
+    (``[] [] []``) for a text-only model; the answer and the reward are the same."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(num_rows):
+        n = int(rng.integers(0, MAX_SQUARES + 1))
+        image = draw_squares(n, rng)
+        row = {
+            "data_source": DATA_SOURCE,
+            "ability": "counting",
+            "reward_model": {"style": "rule", "ground_truth": str(n)},
+            "extra_info": {"index": index, "split": split, "answer": n},
+        }
+        if with_image:
+            buf = io.BytesIO()
+            image.save(buf, format="PNG")
+            row["prompt"] = [{"role": "user", "content": "<image>" + QUESTION}]
+            row["images"] = [{"bytes": buf.getvalue()}]
+        else:
+            row["prompt"] = [{"role": "user", "content": " ".join(["[]"] * n + [QUESTION])}]
+        rows.append(row)
+    return rows
+
+
+_FIRST_INT = re.compile(r"-?\d+")
+
+
+def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> float:
+    """Rule reward: 1.0 if the first integer in the response equals the ground truth, else 0.0.
+
+    Signature of verl's ``custom_reward_function`` (``reward.custom_reward_function.path/name``)."""
+    if data_source != DATA_SOURCE:
+        raise ValueError(f"compute_score only scores {DATA_SOURCE!r}, got data_source={data_source!r}")
+    match = _FIRST_INT.search(solution_str)
+    return float(match is not None and match.group(0) == str(ground_truth).strip())
