@@ -4,7 +4,7 @@ Selected by configuration alone (see docs/diva.md and recipes/diva/)::
 
     data.custom_cls.path=pkg://vade_verl.verl_diva data.custom_cls.name=DivaRLHFDataset
     data.dataloader_num_workers=0
-    actor_rollout_ref.rollout.agent.agent_loop_manager_class=vade_verl.verl_diva.DivaAgentLoopManager
+    +actor_rollout_ref.rollout.agent.agent_loop_manager_class=vade_verl.verl_diva.DivaAgentLoopManager
     algorithm.adv_estimator=diva_grpo   [+algorithm.diva.k=0.1 ...]  [+data.diva.num_variants=1 ...]
 
 Loading either configured class imports this module in the driver (verl's TaskRunner), which
@@ -107,7 +107,7 @@ class DivaDriverState:
         if unknown:
             raise KeyError(
                 f"DIVA: {len(unknown)} uid(s) have no recorded problem id (e.g. {unknown[0]!r}). The estimator "
-                "needs actor_rollout_ref.rollout.agent.agent_loop_manager_class="
+                "needs +actor_rollout_ref.rollout.agent.agent_loop_manager_class="
                 "vade_verl.verl_diva.DivaAgentLoopManager and data.custom_cls.name=DivaRLHFDataset"
             )
         pairs = np.array([self.items[str(u)] for u in uids], dtype=np.int64).reshape(len(uids), 2)
