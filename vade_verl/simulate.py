@@ -1,0 +1,537 @@
+"""``vade-verl simulate``: selection dynamics of VADE and the samplers users pick instead, on CPU.
+
+A population of N samples with latent solve probabilities (``vade_verl.population``) is trained
+for a number of steps by each sampler in turn, all from the same seed and the same initial
+population. Per step a sampler picks B prompts, each gets G Bernoulli rollouts, the rewards go back
+to the sampler, and the population takes a training step on the informative groups.
+
+VADE is fed exactly as in verl 0.7.1: ``VADESampler(data_source, data_config)`` is iterated for
+indices and its ``update(batch=...)`` gets a ``DataProto`` built as ``RayPPOTrainer.fit`` builds it
+(``vade_verl.verl_batch.build_rollout_batch``). verl's default sampler is rebuilt as
+``create_rl_sampler`` builds it for ``data.shuffle=True`` (torchdata's ``RandomSampler`` with a
+``torch.Generator`` seeded by ``data.seed``), batched with ``drop_last`` as the train loader does.
+
+Outputs in ``--output`` (default ``outputs/simulate``): ``steps.csv`` (one row per sampler and step),
+``summary.json`` (config and per-sampler summary), ``simulate.png`` (effective-gradient ratio per
+step, as the paper's Fig. 1/3b; mean solve probability against cumulative rollouts and cumulative
+rollouts per step, as Fig. 4), and a summary table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+from typing import Callable, Dict, Iterator, List, Optional
+
+import numpy as np
+
+from vade_verl.baselines import (
+    GenerationLimitReached,
+    dapo_fill,
+    outcome_variance_score,
+    pass_rate_filter,
+    variance_aware_batch,
+)
+from vade_verl.population import Dynamics, Population, informative_groups, initial_logits
+
+logger = logging.getLogger(__name__)
+
+CSV_FIELDS = (
+    "sampler",
+    "step",
+    "effective_ratio",
+    "groups_generated",
+    "informative_generated",
+    "rollouts",
+    "overhead_rollouts",
+    "cumulative_rollouts",
+    "mean_solve_prob",
+    "sampler_ms",
+)
+
+
+@dataclasses.dataclass
+class SimConfig:
+    num_samples: int = 8192
+    batch_size: int = 256
+    group_size: int = 8
+    steps: int = 200
+    seed: int = 0
+    difficulty: str = "mm-math"
+    learn: float = Dynamics.learn
+    transfer: float = Dynamics.transfer
+    forget: float = Dynamics.forget
+    l1: float = 0.2
+    l2: float = 0.999
+    samplers: tuple = ()
+    dapo_gen_batch_size: Optional[int] = None
+    dapo_max_gen_batches: int = 10
+    filter_rollouts: Optional[int] = None
+    filter_min_rate: float = 0.0
+    filter_max_rate: float = 1.0
+    mmr1_refresh_every: int = 25
+    mmr1_rollouts: Optional[int] = None
+    mmr1_mix: float = 0.5
+
+    def __post_init__(self):
+        self.samplers = tuple(self.samplers) or tuple(SAMPLERS)
+        unknown = [s for s in self.samplers if s not in SAMPLERS]
+        if unknown:
+            raise ValueError(f"unknown sampler(s) {unknown}; choose from {list(SAMPLERS)}")
+        for name in ("num_samples", "batch_size", "group_size", "steps", "mmr1_refresh_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size > self.num_samples:
+            raise ValueError(f"--batch-size {self.batch_size} exceeds --num-samples {self.num_samples}")
+        if self.dapo_max_gen_batches < 1:
+            raise ValueError(
+                "--dapo-max-gen-batches must be >= 1: verl's 0 (no limit) loops forever once the population "
+                "has no informative prompts left"
+            )
+        self.dapo_gen_batch_size = self.dapo_gen_batch_size or 3 * self.batch_size
+        self.filter_rollouts = self.filter_rollouts or self.group_size
+        self.mmr1_rollouts = self.mmr1_rollouts or self.group_size
+
+
+@dataclasses.dataclass
+class StepOutcome:
+    """What a sampler did in one step; ``positions``/``rewards`` are the trained groups."""
+
+    positions: np.ndarray
+    rewards: np.ndarray
+    rollouts: int
+    overhead_rollouts: int
+    groups_generated: int
+    informative_generated: int
+    sampler_seconds: float
+
+
+class Environment:
+    """One sampler's copy of the population and its rollout generator (same seed for every sampler)."""
+
+    def __init__(self, config: SimConfig, z0: np.ndarray):
+        self.config = config
+        self.population = Population(z0, Dynamics(config.learn, config.transfer, config.forget))
+        self.rng = np.random.default_rng([config.seed, 1])
+
+    def rollout(self, positions: np.ndarray, group_size: Optional[int] = None) -> np.ndarray:
+        return self.population.rollout(positions, group_size or self.config.group_size, self.rng)
+
+
+# -- verl's samplers, built as verl builds them ---------------------------------------------------
+def verl_random_sampler(num_samples: int, seed: int):
+    """verl 0.7.1 ``create_rl_sampler`` with ``data.shuffle=True``: torchdata RandomSampler, seeded."""
+    import torch
+    from torchdata.stateful_dataloader.sampler import RandomSampler
+
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return RandomSampler(data_source=range(num_samples), generator=generator)
+
+
+def loader_batches(sampler, batch_size: int) -> Iterator[np.ndarray]:
+    """Batches of ``batch_size`` indices over endless epochs, ``drop_last`` as verl's train loader."""
+    while True:
+        epoch = iter(sampler)
+        while True:
+            chunk = list(itertools.islice(epoch, batch_size))
+            if len(chunk) < batch_size:
+                break
+            yield np.asarray(chunk, dtype=np.int64)
+
+
+class SimDataset:
+    """What ``VADESampler`` reads from verl's ``RLHFDataset``: a frame with ``extra_info.index``."""
+
+    def __init__(self, num_samples: int):
+        import pandas as pd
+
+        self.dataframe = pd.DataFrame({"extra_info": [{"index": i} for i in range(num_samples)]})
+
+    def __len__(self) -> int:
+        return len(self.dataframe)
+
+
+# -- sampler runners: registry name -> factory(config, env) -> step() ------------------------------
+SAMPLERS: Dict[str, Callable] = {}
+LABELS: Dict[str, str] = {}
+COLORS = {
+    "random": "tab:blue",
+    "vade": "tab:red",
+    "vade-variance": "salmon",
+    "vade-greedy": "orange",
+    "vade-nodecay": "rosybrown",
+    "dapo": "black",
+    "static-filter": "tab:green",
+    "mmr1": "tab:purple",
+}
+
+
+def register_sampler(name: str, label: str):
+    def decorator(factory):
+        SAMPLERS[name] = factory
+        LABELS[name] = label
+        return factory
+
+    return decorator
+
+
+def _timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def _plain_step(select: Callable[[], np.ndarray], env: Environment, overhead: int = 0) -> StepOutcome:
+    positions, seconds = _timed(select)
+    rewards = env.rollout(positions)
+    informative = int(informative_groups(rewards, env.config.group_size).sum())
+    return StepOutcome(positions, rewards, rewards.size, overhead, positions.size, informative, seconds)
+
+
+@register_sampler("random", "verl random (GRPO)")
+def random_runner(config: SimConfig, env: Environment):
+    batches = loader_batches(verl_random_sampler(config.num_samples, config.seed), config.batch_size)
+    return lambda: _plain_step(lambda: next(batches), env)
+
+
+def _vade_runner(config: SimConfig, env: Environment, **vade_options):
+    import torch
+    from omegaconf import OmegaConf
+
+    from vade_verl.sampler import VADESampler
+    from vade_verl.verl_batch import build_rollout_batch
+
+    data_config = OmegaConf.create(
+        {
+            "train_batch_size": config.batch_size,
+            "seed": config.seed,
+            "sampler": {"vade": {"l1": config.l1, "l2": config.l2, **vade_options}},
+        }
+    )
+    sampler = VADESampler(data_source=SimDataset(config.num_samples), data_config=data_config)
+    batches = loader_batches(sampler, config.batch_size)
+    infos = sampler.row_ids  # extra_info.index of position i is i
+    placeholder = torch.zeros(config.batch_size, 1, dtype=torch.long)
+
+    def step() -> StepOutcome:
+        outcome = _plain_step(lambda: next(batches), env)
+        batch_dict = {
+            "input_ids": placeholder,
+            "extra_info": np.array([{"index": int(i)} for i in infos[outcome.positions]], dtype=object),
+        }
+        batch = build_rollout_batch(batch_dict, config.group_size, outcome.rewards)
+        _, seconds = _timed(sampler.update, batch=batch)
+        outcome.sampler_seconds += seconds
+        step.last_metrics = sampler.last_metrics
+        return outcome
+
+    return step
+
+
+@register_sampler("vade", "VADE")
+def vade_runner(config, env):
+    return _vade_runner(config, env)
+
+
+@register_sampler("vade-variance", "VADE, score p(1-p)")
+def vade_variance_runner(config, env):
+    return _vade_runner(config, env, score="variance")
+
+
+@register_sampler("vade-greedy", "VADE, greedy")
+def vade_greedy_runner(config, env):
+    return _vade_runner(config, env, selection="greedy")
+
+
+@register_sampler("vade-nodecay", "VADE, no decay")
+def vade_nodecay_runner(config, env):
+    return _vade_runner(config, env, decay=False)
+
+
+@register_sampler("dapo", "DAPO dynamic sampling")
+def dapo_runner(config: SimConfig, env: Environment):
+    batches = loader_batches(verl_random_sampler(config.num_samples, config.seed), config.dapo_gen_batch_size)
+
+    rollout_seconds = [0.0]
+
+    def timed_rollout(positions):
+        rewards, seconds = _timed(env.rollout, positions)
+        rollout_seconds[0] += seconds
+        return rewards
+
+    def step() -> StepOutcome:
+        rollout_seconds[0] = 0.0
+        result, seconds = _timed(
+            dapo_fill, batches, timed_rollout, config.group_size, config.batch_size, config.dapo_max_gen_batches
+        )
+        sampler_seconds = seconds - rollout_seconds[0]  # loading and filtering, not the simulated generation
+        return StepOutcome(
+            result.positions, result.rewards, result.rollouts, 0, result.groups_generated, result.groups_kept, sampler_seconds
+        )
+
+    return step
+
+
+@register_sampler("static-filter", "offline pass-rate filter")
+def static_filter_runner(config: SimConfig, env: Environment):
+    every = np.arange(config.num_samples)
+    offline = env.rollout(every, config.filter_rollouts).reshape(-1, config.filter_rollouts).sum(axis=1)
+    kept = pass_rate_filter(offline, config.filter_rollouts, config.filter_min_rate, config.filter_max_rate)
+    logger.info("offline filter kept %d of %d samples", kept.size, config.num_samples)
+    if kept.size < config.batch_size:
+        raise ValueError(
+            f"the offline pass-rate filter kept {kept.size} samples, fewer than --batch-size {config.batch_size}"
+        )
+    batches = loader_batches(verl_random_sampler(kept.size, config.seed), config.batch_size)
+    pending = [config.num_samples * config.filter_rollouts]  # the offline pass, paid at step 0
+
+    def step() -> StepOutcome:
+        return _plain_step(lambda: kept[next(batches)], env, overhead=pending.pop() if pending else 0)
+
+    return step
+
+
+@register_sampler("mmr1", "MMR1 variance-aware")
+def mmr1_runner(config: SimConfig, env: Environment):
+    rng = np.random.default_rng([config.seed, 2])
+    every = np.arange(config.num_samples)
+    state = {"step": 0, "vps": None}
+
+    def step() -> StepOutcome:
+        overhead = 0
+        if state["step"] % config.mmr1_refresh_every == 0:
+            successes = env.rollout(every, config.mmr1_rollouts).reshape(-1, config.mmr1_rollouts).sum(axis=1)
+            state["vps"] = outcome_variance_score(successes, config.mmr1_rollouts)
+            overhead = successes.size * config.mmr1_rollouts
+        state["step"] += 1
+
+        def select():
+            positions, shortfall = variance_aware_batch(state["vps"], config.batch_size, config.mmr1_mix, rng)
+            if shortfall:
+                logger.info("MMR1: %d weighted slots filled uniformly (too few samples with VPS > 0)", shortfall)
+            return positions
+
+        return _plain_step(select, env, overhead=overhead)
+
+    return step
+
+
+# -- the run ----------------------------------------------------------------------------------------
+def run_sampler(name: str, config: SimConfig, z0: np.ndarray, progress=None) -> List[dict]:
+    """Train a fresh copy of the population with sampler ``name``; one record per completed step."""
+    env = Environment(config, z0)
+    step = SAMPLERS[name](config, env)
+    records, cumulative = [], 0
+    for number in range(1, config.steps + 1):
+        try:
+            outcome = step()
+        except GenerationLimitReached as error:
+            cumulative += error.rollouts
+            logger.warning("%s stopped at step %d: %s (%d rollouts spent on it)", name, number, error, error.rollouts)
+            print(f"{name}: stopped at step {number}: {error}", file=sys.stderr)
+            break
+        informative = informative_groups(outcome.rewards, config.group_size)
+        env.population.train(outcome.positions, informative, config.batch_size)
+        cumulative += outcome.rollouts + outcome.overhead_rollouts
+        records.append(
+            {
+                "sampler": name,
+                "step": number,
+                "effective_ratio": float(informative.mean()),
+                "groups_generated": outcome.groups_generated,
+                "informative_generated": outcome.informative_generated,
+                "rollouts": outcome.rollouts,
+                "overhead_rollouts": outcome.overhead_rollouts,
+                "cumulative_rollouts": cumulative,
+                "mean_solve_prob": float(env.population.probs().mean()),
+                "sampler_ms": 1e3 * outcome.sampler_seconds,
+            }
+        )
+        if progress is not None:
+            progress.update(1)
+    if progress is not None:
+        progress.update(config.steps - len(records))
+    return records
+
+
+def simulate(config: SimConfig, show_progress: bool = False) -> Dict[str, List[dict]]:
+    """Run every sampler of ``config`` on the same initial population; records per sampler."""
+    z0 = initial_logits(config.difficulty, config.num_samples, np.random.default_rng([config.seed, 0]))
+    progress = None
+    if show_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=config.steps * len(config.samplers), desc="simulate", unit="step", file=sys.stderr)
+    try:
+        results = {}
+        for name in config.samplers:
+            if progress is not None:
+                progress.set_description(f"simulate {name}")
+            results[name] = run_sampler(name, config, z0, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    return results
+
+
+def summarise(results: Dict[str, List[dict]]) -> List[dict]:
+    """Per sampler: mean and late effective ratio, rollouts, final progress, rollouts to a target.
+
+    The target is the final mean solve probability of the first sampler (verl random by default):
+    ``rollouts_to_target`` is the cumulative rollouts at the first step that reaches it.
+    """
+    first = next(iter(results.values()))
+    target = first[-1]["mean_solve_prob"] if first else float("nan")
+    rows = []
+    for name, records in results.items():
+        if not records:
+            rows.append({"sampler": name, "steps": 0})
+            continue
+        ratio = np.array([r["effective_ratio"] for r in records])
+        late = ratio[-max(1, len(ratio) // 10) :]
+        reached = [r["cumulative_rollouts"] for r in records if r["mean_solve_prob"] >= target]
+        rows.append(
+            {
+                "sampler": name,
+                "steps": len(records),
+                "effective_ratio_mean": float(ratio.mean()),
+                "effective_ratio_last10pct": float(late.mean()),
+                "total_rollouts": records[-1]["cumulative_rollouts"],
+                "overhead_rollouts": int(sum(r["overhead_rollouts"] for r in records)),
+                "final_mean_solve_prob": records[-1]["mean_solve_prob"],
+                "rollouts_to_target": reached[0] if reached else None,
+                "sampler_ms_per_step": float(np.mean([r["sampler_ms"] for r in records])),
+            }
+        )
+    return rows
+
+
+def format_table(rows: List[dict], target_name: str) -> str:
+    header = (
+        f"{'sampler':<26}{'steps':>6}{'eff.ratio':>10}{'last10%':>9}{'rollouts':>11}{'of which':>10}"
+        f"{'final p':>9}{'rollouts to':>13}{'sampler':>9}"
+    )
+    sub = f"{'':<26}{'':>6}{'mean':>10}{'':>9}{'total':>11}{'overhead':>10}{'':>9}{target_name + ' p':>13}{'ms/step':>9}"
+    lines = [header, sub, "-" * len(header)]
+    for row in rows:
+        if not row["steps"]:
+            lines.append(f"{LABELS[row['sampler']]:<26}{0:>6}  (no step completed)")
+            continue
+        reach = row["rollouts_to_target"]
+        lines.append(
+            f"{LABELS[row['sampler']]:<26}{row['steps']:>6}{row['effective_ratio_mean']:>10.3f}"
+            f"{row['effective_ratio_last10pct']:>9.3f}{row['total_rollouts']:>11,}{row['overhead_rollouts']:>10,}"
+            f"{row['final_mean_solve_prob']:>9.3f}{(f'{reach:,}' if reach is not None else 'never'):>13}"
+            f"{row['sampler_ms_per_step']:>9.2f}"
+        )
+    return "\n".join(lines)
+
+
+def write_outputs(results: Dict[str, List[dict]], summary: List[dict], config: SimConfig, folder: str) -> None:
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "steps.csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for records in results.values():
+            writer.writerows(records)
+    with open(os.path.join(folder, "summary.json"), "w") as handle:
+        json.dump({"config": dataclasses.asdict(config), "summary": summary}, handle, indent=2)
+
+
+def plot(results: Dict[str, List[dict]], config: SimConfig, path: str) -> None:
+    """Three panels: effective ratio per step (Fig. 1/3b), progress vs rollouts (Fig. 4a), rollouts per step (Fig. 4b)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    for name, records in results.items():
+        if not records:
+            continue
+        style = {"color": COLORS.get(name), "lw": 2.2 if name in ("vade", "random", "dapo") else 1.1}
+        steps = [r["step"] for r in records]
+        ratio = np.array([r["effective_ratio"] for r in records])
+        window = max(1, len(ratio) // 30)
+        smooth = np.convolve(ratio, np.ones(window) / window, mode="valid")
+        cumulative = np.array([r["cumulative_rollouts"] for r in records]) / 1e6
+        axes[0].plot(steps[window - 1 :], smooth, label=LABELS[name], **style)
+        axes[1].plot(cumulative, [r["mean_solve_prob"] for r in records], label=LABELS[name], **style)
+        axes[2].plot(steps, cumulative, label=LABELS[name], **style)
+    axes[0].set(xlabel="training step", ylabel="effective-gradient ratio", title="(a) informative groups per batch", ylim=(0, 1.02))
+    axes[1].set(xscale="log", xlabel="cumulative rollouts (millions, log scale)", ylabel="mean solve probability", title="(b) progress vs rollouts generated")
+    axes[2].set(xlabel="training step", ylabel="cumulative rollouts (millions)", title="(c) rollout bill")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[2].legend(fontsize=8, loc="upper left")
+    fig.suptitle(
+        f"vade-verl simulate: N={config.num_samples}, B={config.batch_size}, G={config.group_size}, "
+        f"difficulty={config.difficulty}, seed={config.seed}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = SimConfig(samplers=("random",))
+    p = argparse.ArgumentParser(prog="vade-verl simulate", description=__doc__.split("\n\n")[0])
+    add = p.add_argument
+    add("--num-samples", type=int, default=defaults.num_samples, help="population size N")
+    add("--batch-size", type=int, default=defaults.batch_size, help="prompts per step B (data.train_batch_size)")
+    add("--group-size", type=int, default=defaults.group_size, help="rollouts per prompt G (rollout.n)")
+    add("--steps", type=int, default=defaults.steps)
+    add("--seed", type=int, default=defaults.seed)
+    add("--difficulty", default=defaults.difficulty, help="initial difficulty: mm-math, uniform or beta:A,B")
+    add("--learn", type=float, default=defaults.learn, help="logit gain of a sample per informative update")
+    add("--transfer", type=float, default=defaults.transfer, help="shared logit drift per step at effective ratio 1")
+    add("--forget", type=float, default=defaults.forget, help="per-step relaxation of logits toward their start")
+    add("--l1", type=float, default=defaults.l1, help="VADE fast decay (data.sampler.vade.l1)")
+    add("--l2", type=float, default=defaults.l2, help="VADE slow decay (data.sampler.vade.l2)")
+    add("--samplers", default=",".join(SAMPLERS), help=f"comma list from {','.join(SAMPLERS)}")
+    add("--dapo-gen-batch-size", type=int, default=None, help="DAPO data.gen_batch_size (default: 3 x --batch-size, as verl's DAPO recipe scripts)")
+    add("--dapo-max-gen-batches", type=int, default=defaults.dapo_max_gen_batches, help="algorithm.filter_groups.max_num_gen_batches")
+    add("--filter-rollouts", type=int, default=None, help="offline rollouts per sample of the static filter (default G)")
+    add("--filter-min-rate", type=float, default=defaults.filter_min_rate)
+    add("--filter-max-rate", type=float, default=defaults.filter_max_rate)
+    add("--mmr1-refresh-every", type=int, default=defaults.mmr1_refresh_every, help="MMR1 T_update (steps)")
+    add("--mmr1-rollouts", type=int, default=None, help="rollouts per sample for MMR1's OVS refresh (default G)")
+    add("--mmr1-mix", type=float, default=defaults.mmr1_mix, help="MMR1 share of the batch drawn by VPS")
+    add("--output", default=os.path.join("outputs", "simulate"), help="output folder")
+    add("--no-plot", action="store_true", help="skip the PNG")
+    add("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    options = {k: v for k, v in vars(args).items() if k not in ("output", "no_plot", "no_progress")}
+    options["samplers"] = tuple(s for s in options["samplers"].split(",") if s)
+    try:
+        config = SimConfig(**options)
+    except ValueError as error:
+        print(f"vade-verl simulate: {error}", file=sys.stderr)
+        return 2
+    results = simulate(config, show_progress=not args.no_progress)
+    summary = summarise(results)
+    write_outputs(results, summary, config, args.output)
+    written = ["steps.csv", "summary.json"]
+    if not args.no_plot:
+        plot(results, config, os.path.join(args.output, "simulate.png"))
+        written.append("simulate.png")
+    print(format_table(summary, config.samplers[0]))
+    print(f"\nwrote {', '.join(os.path.join(args.output, w) for w in written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
