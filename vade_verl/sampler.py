@@ -34,7 +34,10 @@ from typing import Any, Iterator, Optional
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from verl.experimental.dataset.sampler import AbstractCurriculumSampler
+try:
+    from verl.experimental.dataset.sampler import AbstractCurriculumSampler
+except ImportError:  # verl >= 0.8 removed it; vade_verl.verl09 calls our `update` without the base class
+    from torch.utils.data import Sampler as AbstractCurriculumSampler
 from vade_verl.config import VADEConfig
 from vade_verl.vade import VADEState, effective_ratio, posterior_mean
 from vade_verl.verl_batch import batch_group_keys, batch_row_ids, batch_sequence_rewards, dataset_row_ids
