@@ -362,9 +362,15 @@ def run_sampler(name: str, config: SimConfig, z0: np.ndarray, progress=None) -> 
     return records
 
 
-def simulate(config: SimConfig, show_progress: bool = False) -> Dict[str, List[dict]]:
-    """Run every sampler of ``config`` on the same initial population; records per sampler."""
-    z0 = initial_logits(config.difficulty, config.num_samples, np.random.default_rng([config.seed, 0]))
+def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.ndarray] = None) -> Dict[str, List[dict]]:
+    """Run every sampler of ``config`` on the same initial population; records per sampler.
+
+    ``z0`` overrides the initial logits drawn from ``config.difficulty`` (length ``num_samples``).
+    """
+    if z0 is None:
+        z0 = initial_logits(config.difficulty, config.num_samples, np.random.default_rng([config.seed, 0]))
+    elif np.shape(z0) != (config.num_samples,):
+        raise ValueError(f"z0 has shape {np.shape(z0)}, expected ({config.num_samples},)")
     progress = None
     if show_progress:
         from tqdm import tqdm
