@@ -15,6 +15,9 @@ SAMPLER="${SAMPLER:-vade}"
 PYTHON="${PYTHON:-python}"
 cd "$ROOT"
 
+# the one-line verl fix this run needs on CPU (idempotent, checks verl==0.7.1; see patches/README.md)
+PYTHON="$PYTHON" "$ROOT/patches/apply.sh"
+
 rm -rf "$WORK" && mkdir -p "$WORK"
 "$PYTHON" -m vade_verl.tiny.build --out "$WORK" --train-rows 32 --val-rows 4 --seed 0
 
@@ -27,7 +30,13 @@ unset RAY_ADDRESS
 
 SAMPLER_ARGS=()
 if [ "$SAMPLER" = vade ]; then
-  SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.sampler data.sampler.class_name=VADESampler)
+  SAMPLER_ARGS=(
+    data.sampler.class_path=pkg://vade_verl.sampler
+    data.sampler.class_name=VADESampler
+    +data.sampler.vade.l1=0.2
+    +data.sampler.vade.l2=0.999
+    +data.sampler.vade.seed=0
+  )
 fi
 
 run_trainer() {  # $1 = total_training_steps; the rest are extra overrides
@@ -71,6 +80,7 @@ run_trainer() {  # $1 = total_training_steps; the rest are extra overrides
     trainer.project_name=vade_ci \
     trainer.experiment_name=tiny_cpu \
     trainer.default_local_dir="$WORK/ckpt" \
+    trainer.rollout_data_dir="$WORK/rollouts" \
     trainer.val_before_train=False \
     trainer.test_freq=-1 \
     trainer.save_freq="$STEPS" \

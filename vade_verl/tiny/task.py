@@ -80,11 +80,17 @@ def make_rows(num_rows: int, seed: int, split: str, with_image: bool) -> list[di
 _FIRST_INT = re.compile(r"-?\d+")
 
 
-def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> float:
-    """Rule reward: 1.0 if the first integer in the response equals the ground truth, else 0.0.
+def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> dict:
+    """Rule reward: ``score`` 1.0 if the first integer in the response equals the ground truth, else 0.0.
 
-    Signature of verl's ``custom_reward_function`` (``reward.custom_reward_function.path/name``)."""
+    Signature of verl's ``custom_reward_function`` (``reward.custom_reward_function.path/name``). The dict
+    form also reports ``row_index`` (the row's ``extra_info.index``): verl copies extra reward keys into its
+    rollout dumps (``trainer.rollout_data_dir``), which lets a test join each scored rollout to its row. It is
+    a float because verl 0.7.1's dump (``ray_trainer.py:415`` ``json.dumps``) cannot serialise numpy ints."""
     if data_source != DATA_SOURCE:
         raise ValueError(f"compute_score only scores {DATA_SOURCE!r}, got data_source={data_source!r}")
+    if not extra_info or "index" not in extra_info:
+        raise ValueError(f"compute_score needs extra_info['index'] (stable row id), got extra_info={extra_info!r}")
     match = _FIRST_INT.search(solution_str)
-    return float(match is not None and match.group(0) == str(ground_truth).strip())
+    score = float(match is not None and match.group(0) == str(ground_truth).strip())
+    return {"score": score, "row_index": float(extra_info["index"])}
