@@ -7,7 +7,8 @@ the per-rollout scores in verl's rollout dumps (``trainer.rollout_data_dir``), t
 logger, and the sampler state inside verl's ``data.pt`` checkpoints. The posterior arithmetic below is the
 paper's two-scale decay written out independently (VADE Sec. 3.3), not a call into ``vade_verl.vade``.
 
-Runs for about 5 minutes on 2 cores: ``pytest -m e2e tests/test_e2e_tiny.py``.
+The run takes about 5 minutes on 2 cores: ``pytest -m e2e tests/test_e2e_tiny.py``. The unmarked tests at
+the end check the tiny pieces (task, reward, tokenizer, rollout server) in seconds.
 """
 
 import json
@@ -27,9 +28,6 @@ RECIPE = ROOT / "recipes" / "ci" / "run_tiny_cpu.sh"
 STEPS = 3  # first run; the resumed run adds step STEPS + 1
 BATCH, N_ROLLOUTS, N_ROWS = 4, 4, 32  # data.train_batch_size, rollout.n, train rows (as in the recipe)
 L1, L2 = 0.2, 0.999  # +data.sampler.vade.l1 / l2 in the recipe
-
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
@@ -105,6 +103,7 @@ def sampler_state(work: Path, step: int) -> dict:
     return loader_state["_sampler_iter_state"]["sampler_state"]
 
 
+@pytest.mark.e2e
 def test_trainer_completed_all_steps_and_resumed(run):
     metrics = step_metrics(run)
     assert sorted(metrics) == list(range(1, STEPS + 2)), sorted(metrics)
@@ -122,6 +121,7 @@ def test_trainer_completed_all_steps_and_resumed(run):
     assert "Resuming from" not in run1_log  # the first run started fresh
 
 
+@pytest.mark.e2e
 def test_each_step_rolled_out_one_vade_batch(run):
     for step in range(1, STEPS + 2):
         evidence = rollout_evidence(run, step)
@@ -130,6 +130,7 @@ def test_each_step_rolled_out_one_vade_batch(run):
         assert all(s in (0.0, 1.0) for scores in evidence.values() for s in scores)
 
 
+@pytest.mark.e2e
 def test_sampler_update_ran_each_step_with_the_rollout_rewards(run):
     """The sampler's per-update evidence record k equals the rewards verl dumped at step k."""
     for step in range(1, STEPS + 2):
@@ -142,6 +143,7 @@ def test_sampler_update_ran_each_step_with_the_rollout_rewards(run):
         assert trials.tolist() == [len(evidence[i]) for i in positions]
 
 
+@pytest.mark.e2e
 def test_checkpointed_posteriors_follow_the_rewards(run):
     """verl saves data.pt before the step's sampler update: global_step_k holds updates 1..k-1.
     global_step_{STEPS+1} was written by the resumed run, so it holds update STEPS only if the resume
@@ -155,6 +157,7 @@ def test_checkpointed_posteriors_follow_the_rewards(run):
         assert (alpha + beta > 0).sum() == len(set().union(*(rollout_evidence(run, s) for s in range(1, ckpt_step))))
 
 
+@pytest.mark.e2e
 def test_resumed_step_selected_from_the_restored_posteriors(run):
     """Step STEPS+1's batch (first step after resume) is the Thompson/InfoGain top-B computed here from the
     checkpoint's generator state and the posteriors after steps 1..STEPS: p_i ~ Beta(alpha_i+1, beta_i+1),
@@ -169,6 +172,7 @@ def test_resumed_step_selected_from_the_restored_posteriors(run):
     assert sorted(rollout_evidence(run, STEPS + 1)) == expected
 
 
+@pytest.mark.e2e
 def test_vade_metrics_reached_verls_logger(run):
     metrics = step_metrics(run)
     for step, data in metrics.items():
@@ -182,3 +186,112 @@ def test_vade_metrics_reached_verls_logger(run):
     # and on verl's console logger
     console = (run / "run1.log").read_text()
     assert "vade/effective_ratio:" in console
+
+
+# --- the tiny pieces, in seconds (not marked e2e) ----------------------------------------------------------
+
+
+def test_images_show_the_answer_count():
+    import io
+
+    from PIL import Image
+
+    from vade_verl.tiny.task import count_dark_squares, make_rows
+
+    rows = make_rows(40, seed=3, split="train", with_image=True)
+    assert [r["extra_info"]["index"] for r in rows] == list(range(40))
+    answers = set()
+    for row in rows:
+        image = Image.open(io.BytesIO(row["images"][0]["bytes"]))
+        n = count_dark_squares(image)
+        assert str(n) == row["reward_model"]["ground_truth"] == str(row["extra_info"]["answer"])
+        assert row["prompt"][0]["content"].startswith("<image>")
+        answers.add(n)
+    assert len(answers) > 1
+    text_rows = make_rows(40, seed=3, split="train", with_image=False)
+    for image_row, text_row in zip(rows, text_rows):  # same answers, squares spelled as "[]" tokens
+        assert text_row["prompt"][0]["content"].split().count("[]") == image_row["extra_info"]["answer"]
+
+
+@pytest.mark.parametrize(
+    "response, truth, score",
+    [("3", "3", 1.0), ("the answer is 3 .", "3", 1.0), ("4 3", "3", 0.0), ("many squares", "0", 0.0), ("13", "3", 0.0)],
+)
+def test_rule_reward(response, truth, score):
+    from vade_verl.tiny.task import DATA_SOURCE, compute_score
+
+    out = compute_score(DATA_SOURCE, response, truth, extra_info={"index": 7})
+    assert out == {"score": score, "row_index": 7.0}
+
+
+def test_rule_reward_rejects_rows_without_index():
+    from vade_verl.tiny.task import DATA_SOURCE, compute_score
+
+    with pytest.raises(ValueError, match="extra_info"):
+        compute_score(DATA_SOURCE, "3", "3", extra_info={})
+    with pytest.raises(ValueError, match="data_source"):
+        compute_score("gsm8k", "3", "3", extra_info={"index": 0})
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from vade_verl.tiny.model import build_model
+
+    return build_model(str(tmp_path_factory.mktemp("tiny_model")))
+
+
+def test_tokenizer_and_model_round_trip(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    text = tok.apply_chat_template([{"role": "user", "content": "[] [] how many squares ?"}], tokenize=False,
+                                   add_generation_prompt=True)
+    assert text == "<|im_start|>user [] [] how many squares ? <|im_end|> <|im_start|>assistant "
+    ids = tok(text)["input_ids"]
+    assert tok.unk_token_id not in ids
+    assert tok.decode(tok("the answer is 12 .")["input_ids"]) == "the answer is 1 2 ."  # one token per digit
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert model.config.vocab_size == len(tok) and sum(p.numel() for p in model.parameters()) < 50_000
+
+
+def test_rollout_server_log_probs_match_a_forward_pass(tiny_model_dir):
+    """The server's per-token log-probs are those of the sampled tokens under the model (temperature 1)."""
+    import asyncio
+
+    import torch
+
+    from vade_verl.tiny.hf_server import HFRolloutServer
+
+    server = HFRolloutServer(tiny_model_dir, response_length=6, prompt_length=16)
+    torch.manual_seed(0)
+    prompt = [1, 4, 11, 7, 8, 9, 10, 2, 1, 5]
+    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": True}
+    out = asyncio.run(server.generate("r0", prompt, params))
+    assert 1 <= len(out.token_ids) <= 6 and len(out.log_probs) == len(out.token_ids)
+    ids = torch.tensor([prompt + out.token_ids])
+    with torch.no_grad():
+        logits = server.model(ids).logits[0, len(prompt) - 1 : -1]
+    expected = torch.log_softmax(logits, dim=-1)[torch.arange(len(out.token_ids)), torch.tensor(out.token_ids)]
+    np.testing.assert_allclose(out.log_probs, expected.numpy(), atol=1e-5)
+
+
+def test_rollout_server_weight_sync(tiny_model_dir):
+    import torch
+
+    from vade_verl.tiny.hf_server import HFRolloutServer
+
+    server = HFRolloutServer(tiny_model_dir, response_length=4, prompt_length=16)
+    new = {k: torch.full_like(v, 0.01) for k, v in server.model.state_dict().items()}
+    assert server.load_weights(new) == len(new) and server.get_weight_version() == 1
+    assert all(torch.equal(v, new[k]) for k, v in server.model.state_dict().items())
+    with pytest.raises(RuntimeError, match="missing"):
+        server.load_weights({"model.embed_tokens.weight": new["model.embed_tokens.weight"]})
+
+
+def test_cpu_shims_only_fill_gaps():
+    import torch
+
+    from vade_verl.tiny import cpu_compat
+
+    assert cpu_compat.install() == []  # already installed on import; a second call adds nothing
+    assert torch.cpu.memory_allocated() == 0 and torch.cpu.empty_cache() is None

@@ -1,14 +1,16 @@
 """Fill in the ``torch.cpu`` calls that verl 0.7.1 makes on its "device module" and CPU torch lacks.
 
 On a host without an accelerator ``verl.utils.device.get_torch_device()`` returns ``torch.cpu``, and verl's
-FSDP worker path then calls functions that only ``torch.cuda``/``torch.npu`` have (verl 0.7.1 lines):
+FSDP worker path then calls functions that only ``torch.cuda``/``torch.npu`` have (verl 0.7.1 lines, as
+released, before ``patches/``):
 
 - ``utils/memory_utils.py:46-59`` ``aggressive_empty_cache``: ``memory_reserved``, ``memory_allocated``,
-  ``empty_cache`` (runs because ``torch.cpu.is_available()`` is True), called from ``fsdp_workers.py:997``
-  (end of ``init_model``) and from ``rollout_mode`` before every weight sync;
-- ``workers/fsdp_workers.py:1023-1024`` (``update_actor`` metrics): ``max_memory_allocated``,
+  ``empty_cache`` (it runs because ``torch.cpu.is_available()`` is True), called from
+  ``workers/fsdp_workers.py:995`` (end of ``init_model``) and ``:752/:828/:849`` (``rollout_mode``, before
+  every weight sync);
+- ``workers/fsdp_workers.py:1021-1022`` (``update_actor`` metrics): ``max_memory_allocated``,
   ``max_memory_reserved``;
-- ``get_torch_device().empty_cache()`` after generation/log-prob passes.
+- ``get_torch_device().empty_cache()``, e.g. ``workers/fsdp_workers.py:1090``.
 
 There is no CPU caching allocator, so the honest values are: ``empty_cache`` does nothing and the
 device-memory counters read 0 (the ``perf/max_memory_*_gb`` metrics are 0 on CPU; CPU RAM is already logged as
