@@ -250,3 +250,36 @@ def test_bad_options_are_named(setup):
     with pytest.raises(ValueError, match="dataloader_num_workers=0"):
         setup(["data.dataloader_num_workers=2"])
     assert verl_diva.ADV_ESTIMATOR_NAME == "diva_grpo"
+
+
+def test_same_train_and_val_files_expand_only_the_first(tmp_path):
+    photo = Image.new("RGB", (32, 32), (200, 10, 10))
+    train = _write_image_parquet(tmp_path / "train.parquet", 4, _png(photo))
+    config = compose_config(train, batch_size=2, ckpt_dir=str(tmp_path / "ckpt"), overrides=DIVA_DATA)
+    train_loader, val_loader = _loader(config)
+    assert train_loader.dataset.is_train and not val_loader.dataset.is_train
+    assert DRIVER.train_dataset is train_loader.dataset
+
+
+def test_variant_messages_keep_image_slots():
+    old = [Image.new("RGB", (4, 4)), Image.new("RGB", (5, 5))]
+    new = [Image.new("RGB", (2, 2)), Image.new("RGB", (3, 3))]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [
+            {"type": "image", "image": old[0]}, {"type": "text", "text": "Compare"}, {"type": "image", "image": old[1]},
+        ]},
+    ]  # fmt: skip
+    para = verl_diva._variant_messages(messages, verl_diva.VariantContent(new, replace_text="Reworded?"))
+    assert para[0] == {"role": "system", "content": "Be brief."}  # strings stay strings
+    assert para[1]["content"] == [
+        {"type": "image", "image": new[0]}, {"type": "image", "image": new[1]}, {"type": "text", "text": "Reworded?"},
+    ]  # fmt: skip
+    hint = verl_diva._variant_messages(messages, verl_diva.VariantContent(old, append_text="Hint: x"))
+    assert [p.get("text") for p in hint[1]["content"]] == [None, "Compare", None, "\n\nHint: x"]
+    assert messages[1]["content"][1] == {"type": "text", "text": "Compare"}  # the original is untouched
+    with pytest.raises(ValueError, match="more image"):
+        verl_diva._variant_messages(messages, verl_diva.VariantContent([*new, new[0]]))
+    text_only = [{"role": "user", "content": "How many?"}]
+    hinted = verl_diva._variant_messages(text_only, verl_diva.VariantContent([], append_text="Hint: 2"))
+    assert hinted == [{"role": "user", "content": "How many?\n\nHint: 2"}]

@@ -202,10 +202,10 @@ def _text_part(text: str) -> dict:
 def _variant_messages(messages: list[dict], content: VariantContent) -> list[dict]:
     """Copy of the processed chat ``messages`` with the variant's images and text.
 
-    ``messages`` is ``raw_prompt`` as verl's ``RLHFDataset._build_messages`` made it: content lists
-    with ``{"type": "image", "image": PIL}`` entries where ``<image>`` stood. Images keep their
-    places; a paraphrase replaces the user message's text (its own ``<image>`` markers are dropped:
-    the images stay where the original put them); ``append_text`` becomes a final text part.
+    ``messages`` is ``raw_prompt`` as verl's ``RLHFDataset._build_messages`` made it: a message with
+    images has a content list with ``{"type": "image", "image": PIL}`` parts where ``<image>`` stood;
+    other messages keep a plain string (and stay strings here, for text-only chat templates). Images
+    keep their places; a paraphrase replaces the last user message's text; ``append_text`` goes after it.
     """
     new_images = iter(content.images)
     target = _last_user_message(messages)
@@ -213,18 +213,17 @@ def _variant_messages(messages: list[dict], content: VariantContent) -> list[dic
     for message in messages:
         parts = message["content"]
         if isinstance(parts, str):
-            parts = [_text_part(parts)]
+            out.append({**message, "content": content.question(parts) if message is target else parts})
+            continue
         new_parts = []
         for part in parts:
             if part.get("type") == "image":
                 new_parts.append({"type": "image", "image": next(new_images)})
-            elif message is target and content.replace_text is not None and part.get("type") == "text":
-                continue
-            else:
+            elif not (message is target and content.replace_text is not None and part.get("type") == "text"):
                 new_parts.append(dict(part))
         if message is target:
             if content.replace_text is not None:
-                new_parts.append(_text_part(content.replace_text.replace("<image>", "")))
+                new_parts.append(_text_part(content.replace_text))
             if content.append_text is not None:
                 new_parts.append(_text_part(f"\n\n{content.append_text}"))
         out.append({**message, "content": new_parts})
@@ -336,13 +335,15 @@ class DivaRLHFDataset(RLHFDataset):
         row = self[item]
         source = self.dataframe[item]
         d = int(self.tracker.difficulty[item])
+        paraphrase = self._column(self.paraphrase_key, source)
         spec, content = make_variant(
             d,
             _message_images(row["raw_prompt"]),
             self.variant_rng(item),
             self.variant_cfg,
             self.difficulty_cfg,
-            paraphrase=self._column(self.paraphrase_key, source),
+            # the images stay where the original prompt put them, so the paraphrase's own markers go
+            paraphrase=paraphrase.replace("<image>", "").strip() if paraphrase else paraphrase,
             solution=self._column(self.solution_key, source),
         )
         self.variant_counts[spec.kind] += 1
