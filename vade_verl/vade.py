@@ -50,14 +50,18 @@ def get_score_fn(name: str) -> ScoreFn:
 @register_score("infogain")
 def info_gain(p: np.ndarray) -> np.ndarray:
     """``I = p (1 - p)^2`` (paper Eq. 3): peaks at p = 1/3 with value 4/27."""
-    q = 1.0 - p
-    return p * q * q
+    score = 1.0 - p
+    score *= score
+    score *= p
+    return score
 
 
 @register_score("variance")
 def bernoulli_variance(p: np.ndarray) -> np.ndarray:
     """``p (1 - p)``, the ablation score of Sec. 4.4: peaks at p = 1/2."""
-    return p * (1.0 - p)
+    score = 1.0 - p
+    score *= p
+    return score
 
 
 def posterior_mean(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -66,19 +70,58 @@ def posterior_mean(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
 
 def thompson_draw(alpha: np.ndarray, beta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per sample from ``Beta(alpha + 1, beta + 1)`` (exact, numpy's Beta sampler)."""
-    return rng.beta(alpha + 1.0, beta + 1.0)
+    """One draw per sample from ``Beta(alpha + 1, beta + 1)``, exact.
+
+    Closed forms where one count is zero, numpy's Beta sampler (two gamma draws) elsewhere:
+
+    * ``alpha = 0``: ``Beta(1, beta + 1)`` has CDF ``1 - (1 - p)^(beta + 1)``, so
+      ``p = 1 - U^(1 / (beta + 1))`` with ``U`` uniform; ``alpha = beta = 0`` is ``Uniform(0, 1)``.
+    * ``beta = 0``: ``Beta(alpha + 1, 1)``, ``p = U^(1 / (alpha + 1))``.
+
+    These are the never-updated samples (numpy's Beta sampler is at its slowest there: Johnk's
+    algorithm) and the ones so far always wrong or always right, most of a large dataset for a
+    long time; the decay keeps a zero count at zero.
+    """
+    general = (alpha != 0.0) & (beta != 0.0)
+    n_general = int(np.count_nonzero(general))
+    if n_general == general.size:
+        return rng.beta(alpha + 1.0, beta + 1.0)
+    draws = rng.random(general.size)
+    only_failures = np.flatnonzero((alpha == 0.0) & (beta != 0.0))
+    draws[only_failures] = 1.0 - draws[only_failures] ** (1.0 / (beta[only_failures] + 1.0))
+    only_successes = np.flatnonzero((beta == 0.0) & (alpha != 0.0))
+    draws[only_successes] = draws[only_successes] ** (1.0 / (alpha[only_successes] + 1.0))
+    if n_general:
+        where = np.flatnonzero(general)
+        draws[where] = rng.beta(alpha[where] + 1.0, beta[where] + 1.0)
+    return draws
 
 
 def top_b(scores: np.ndarray, b: int) -> np.ndarray:
     """Indices of the ``b`` largest scores, highest first, ties to the lower index.
 
-    The same result as ``sorted(range(N), key=lambda i: (-scores[i], i))[:b]`` in O(N): a
-    partition finds the b-th largest value, then only the ``b`` winners are sorted.
+    The same result as ``sorted(range(N), key=lambda i: (-scores[i], i))[:b]`` in O(N). On a
+    large array a cut value is first read off an evenly strided subsample (about 64 b values, so
+    that about 3 b scores exceed it); when at least ``b`` scores are strictly above the cut, every
+    score tied with the b-th largest is too, so the result is ``top_b`` of those candidates,
+    unchanged. Otherwise (an unlucky or adversarial order) it falls back to one full partition.
     """
     n = scores.shape[0]
     if not 0 < b <= n:
         raise ValueError(f"batch size {b} must be in 1..{n} (the number of samples)")
+    stride = n // (64 * b)
+    if stride >= 4:
+        sub = scores[::stride]
+        rank = -(-3 * b // stride)  # ceil(3 b / stride): about 3 b scores of the full array above it
+        cut = np.partition(sub, sub.size - rank)[sub.size - rank]
+        candidates = np.flatnonzero(scores > cut)
+        if candidates.size >= b:
+            return candidates[_top_b_by_partition(scores[candidates], b)]
+    return _top_b_by_partition(scores, b)
+
+
+def _top_b_by_partition(scores: np.ndarray, b: int) -> np.ndarray:
+    """``top_b`` by one partition of the whole array: the b-th largest value, then sort b winners."""
     threshold = -np.partition(-scores, b - 1)[b - 1]
     above = np.flatnonzero(scores > threshold)
     tied = np.flatnonzero(scores == threshold)[: b - above.size]
