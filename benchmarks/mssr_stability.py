@@ -179,7 +179,9 @@ def main(argv=None) -> dict:
         print(f"{n:22s} last {tail} steps: reward {last.mean():.3f} +- {se(last):.3f}, entropy {ent.mean():.3f} "
               f"+- {se(ent):.3f}; prompts locked on a wrong answer {collapsed.mean():.3f} +- {se(collapsed):.3f}; "
               f"greedy solved {solved.mean():.3f}")
-        print(f"{'':22s} locked-on-wrong share per seed: {np.array2string(collapsed, precision=2)}")
+        summary[n]["collapsed_runs"] = int((collapsed > 0.5).sum())
+        print(f"{'':22s} locked-on-wrong share per seed: {np.array2string(collapsed, precision=2)}; "
+              f"collapsed runs (> half the prompts locked on a wrong answer): {int((collapsed > 0.5).sum())}/{len(runs)}")
     print(f"({time.time() - start:.0f} s on CPU)")
     if args.png:
         import matplotlib
