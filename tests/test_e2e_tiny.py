@@ -159,17 +159,22 @@ def test_checkpointed_posteriors_follow_the_rewards(run):
 
 @pytest.mark.e2e
 def test_resumed_step_selected_from_the_restored_posteriors(run):
-    """Step STEPS+1's batch (first step after resume) is the Thompson/InfoGain top-B computed here from the
-    checkpoint's generator state and the posteriors after steps 1..STEPS: p_i ~ Beta(alpha_i+1, beta_i+1),
-    score p(1-p)^2, highest B (VADE Sec. 3.2)."""
-    saved = sampler_state(run, STEPS)["vade"]
-    rng = np.random.default_rng()
-    rng.bit_generator.state = saved["rng"]
-    alpha, beta = posteriors_by_hand(run, range(1, STEPS + 1))
-    p = rng.beta(alpha + 1.0, beta + 1.0)
-    score = p * (1.0 - p) ** 2
-    expected = sorted(np.argsort(-score, kind="stable")[:BATCH].tolist())
-    assert sorted(rollout_evidence(run, STEPS + 1)) == expected
+    """Step STEPS+1's batch (the first after the resume) is the InfoGain top-B of Thompson draws
+    p_i ~ Beta(alpha_i+1, beta_i+1) (VADE Sec. 3.2) with the generator state saved in the step-STEPS
+    checkpoint and the posteriors after steps 1..STEPS worked out here. The draw itself is
+    ``vade_verl.vade.thompson_draw`` (its random stream is the implementation's); score and top-B are
+    computed here. With the posteriors after 1..STEPS-1 (no replay of the update verl runs after the
+    save) the batch would differ."""
+    from vade_verl.vade import thompson_draw
+
+    def top_b_from_checkpoint(steps):
+        rng = np.random.default_rng()
+        rng.bit_generator.state = sampler_state(run, STEPS)["vade"]["rng"]
+        p = thompson_draw(*posteriors_by_hand(run, steps), rng)
+        score = p * (1.0 - p) ** 2
+        return sorted(np.argsort(-score, kind="stable")[:BATCH].tolist())
+
+    assert sorted(rollout_evidence(run, STEPS + 1)) == top_b_from_checkpoint(range(1, STEPS + 1))
 
 
 @pytest.mark.e2e
