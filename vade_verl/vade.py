@@ -82,14 +82,15 @@ def thompson_draw(alpha: np.ndarray, beta: np.ndarray, rng: np.random.Generator)
     algorithm) and the ones so far always wrong or always right, most of a large dataset for a
     long time; the decay keeps a zero count at zero.
     """
-    general = (alpha != 0.0) & (beta != 0.0)
+    alpha_zero, beta_zero = alpha == 0.0, beta == 0.0
+    general = ~(alpha_zero | beta_zero)
     n_general = int(np.count_nonzero(general))
     if n_general == general.size:
         return rng.beta(alpha + 1.0, beta + 1.0)
     draws = rng.random(general.size)
-    only_failures = np.flatnonzero((alpha == 0.0) & (beta != 0.0))
+    only_failures = np.flatnonzero(alpha_zero & ~beta_zero)
     draws[only_failures] = 1.0 - draws[only_failures] ** (1.0 / (beta[only_failures] + 1.0))
-    only_successes = np.flatnonzero((beta == 0.0) & (alpha != 0.0))
+    only_successes = np.flatnonzero(beta_zero & ~alpha_zero)
     draws[only_successes] = draws[only_successes] ** (1.0 / (alpha[only_successes] + 1.0))
     if n_general:
         where = np.flatnonzero(general)
