@@ -388,8 +388,9 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
     return results
 
 
-def summarise(results: Dict[str, List[dict]]) -> List[dict]:
-    """Per sampler: mean and late effective ratio, rollouts, final progress, rollouts to a target.
+def summarise(results: Dict[str, List[dict]], batch_size: int) -> List[dict]:
+    """Per sampler: mean and late effective ratio, rollouts (also per informative group trained),
+    final progress, rollouts to a target.
 
     The target is the final mean solve probability of the first sampler (verl random by default):
     ``rollouts_to_target`` is the cumulative rollouts at the first step that reaches it.
@@ -412,6 +413,8 @@ def summarise(results: Dict[str, List[dict]]) -> List[dict]:
                 "effective_ratio_last10pct": float(late.mean()),
                 "total_rollouts": records[-1]["cumulative_rollouts"],
                 "overhead_rollouts": int(sum(r["overhead_rollouts"] for r in records)),
+                "rollouts_per_informative_group": records[-1]["cumulative_rollouts"]
+                / max(1.0, sum(r["effective_ratio"] for r in records) * batch_size),
                 "final_mean_solve_prob": records[-1]["mean_solve_prob"],
                 "rollouts_to_target": reached[0] if reached else None,
                 "sampler_ms_per_step": float(np.mean([r["sampler_ms"] for r in records])),
@@ -423,9 +426,12 @@ def summarise(results: Dict[str, List[dict]]) -> List[dict]:
 def format_table(rows: List[dict], target_name: str) -> str:
     header = (
         f"{'sampler':<26}{'steps':>6}{'eff.ratio':>10}{'last10%':>9}{'rollouts':>11}{'of which':>10}"
-        f"{'final p':>9}{'rollouts to':>13}{'sampler':>9}"
+        f"{'per inf.':>9}{'final p':>9}{'rollouts to':>13}{'sampler':>9}"
     )
-    sub = f"{'':<26}{'':>6}{'mean':>10}{'':>9}{'total':>11}{'overhead':>10}{'':>9}{target_name + ' p':>13}{'ms/step':>9}"
+    sub = (
+        f"{'':<26}{'':>6}{'mean':>10}{'':>9}{'total':>11}{'overhead':>10}{'group':>9}{'':>9}"
+        f"{target_name + ' p':>13}{'ms/step':>9}"
+    )
     lines = [header, sub, "-" * len(header)]
     for row in rows:
         if not row["steps"]:
@@ -435,7 +441,7 @@ def format_table(rows: List[dict], target_name: str) -> str:
         lines.append(
             f"{LABELS[row['sampler']]:<26}{row['steps']:>6}{row['effective_ratio_mean']:>10.3f}"
             f"{row['effective_ratio_last10pct']:>9.3f}{row['total_rollouts']:>11,}{row['overhead_rollouts']:>10,}"
-            f"{row['final_mean_solve_prob']:>9.3f}{(f'{reach:,}' if reach is not None else 'never'):>13}"
+            f"{row['rollouts_per_informative_group']:>9.1f}{row['final_mean_solve_prob']:>9.3f}{(f'{reach:,}' if reach is not None else 'never'):>13}"
             f"{row['sampler_ms_per_step']:>9.2f}"
         )
     return "\n".join(lines)
@@ -528,7 +534,7 @@ def main(argv=None) -> int:
         print(f"vade-verl simulate: {error}", file=sys.stderr)
         return 2
     results = simulate(config, show_progress=not args.no_progress)
-    summary = summarise(results)
+    summary = summarise(results, config.batch_size)
     write_outputs(results, summary, config, args.output)
     written = ["steps.csv", "summary.json"]
     if not args.no_plot:
