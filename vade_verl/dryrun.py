@@ -1,0 +1,267 @@
+"""Dry run of a recipe: compose its full verl config, validate it, build the sampler, exit.
+
+    python3 -m vade_verl.dryrun [--dapo] [--config-dir DIR --config-name NAME] [--print-config] OVERRIDES...
+    vade-verl dry-run ...                                  # the same
+    DRY_RUN=1 bash recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh   # every recipe: its overrides, here
+
+With the overrides the trainer would get, in this order, each step failing the run with the
+reason (exit 1):
+
+1. Hydra composes the trainer's config: verl's real ``ppo_trainer.yaml`` on verl 0.5-0.7; on
+   0.9.x the config ``vade_verl.verl09.main_ppo`` composes. verl's config is struct, so a
+   misspelled key fails here. ``--dapo`` (verl's DAPO recipe trainer, any verl) composes verl's
+   ``ppo_trainer`` plus the keys the DAPO recipe's config adds (``data.gen_batch_size``,
+   ``algorithm.filter_groups.*``, see ``DAPO_RECIPE_KEYS``); ``--config-dir``/``--config-name``
+   compose another config instead.
+2. What verl's ``main_ppo`` does before starting Ray: the legacy-reward migration (0.7),
+   resolving every interpolation, ``verl.utils.config.validate_config`` (actor dataclass, batch
+   divisibility, micro-batch settings), and for ``vade_verl.verl09.main_ppo`` its ``check_config``.
+3. verl's dataclasses for ``algorithm`` and ``actor_rollout_ref.rollout`` (``_target_`` nodes),
+   and the registries: ``algorithm.adv_estimator`` and ``policy_loss.loss_mode`` must name a
+   registered estimator / loss (after importing ``actor_rollout_ref.model.external_lib``).
+4. ``data.sampler.vade`` options given to a sampler other than ``VADESampler`` are an error.
+5. The sampler, built by the trainer's own ``create_rl_sampler`` (verl's, or
+   ``vade_verl.verl09.main_ppo``'s on 0.9) on the dataset of ``data.train_files`` read by verl's
+   dataset class without tokenizer (so the prompt-length filter is not run). When a train file
+   does not exist here, a stand-in of 2 x batch text rows is used instead, and the output says so.
+
+Nothing starts Ray or loads a model; a local model path or reward-function file that does not
+exist here is reported, not an error (the dry run is meant for a laptop without them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import importlib.metadata
+import os
+import sys
+import tempfile
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+
+VADE_SAMPLER_NAME = "VADESampler"
+
+# What verl's DAPO recipe (recipe/dapo/config/dapo_trainer.yaml) adds to verl's ppo_trainer and
+# our DAPO baseline sets; RayDAPOTrainer reads them.
+DAPO_RECIPE_KEYS = {
+    "data": {"gen_batch_size": "${data.train_batch_size}"},
+    "algorithm": {
+        "filter_groups": {
+            "_target_": "verl.trainer.config.FilterGroupsConfig",
+            "enable": False,
+            "metric": None,
+            "max_num_gen_batches": 0,
+        }
+    },
+}
+
+
+class DryRunError(Exception):
+    """A check failed: the message says which and why."""
+
+
+def verl_version() -> tuple[int, int]:
+    major, minor = importlib.metadata.version("verl").split(".")[:2]
+    return int(major), int(minor)
+
+
+def uses_verl09_entry(dapo: bool) -> bool:
+    """Whether the recipe runs ``vade_verl.verl09.main_ppo`` (verl 0.9.x, all but DAPO's trainer)."""
+    return verl_version() >= (0, 8) and not dapo
+
+
+def default_config(dapo: bool) -> tuple[str, str]:
+    """(config dir, config name) that the recipe's trainer composes (before DAPO's keys)."""
+    if uses_verl09_entry(dapo):
+        from vade_verl.verl09 import main_ppo
+
+        return os.path.join(os.path.dirname(main_ppo.__file__), "config"), main_ppo.CONFIG_NAME
+    import verl
+
+    return os.path.join(os.path.dirname(verl.__file__), "trainer", "config"), "ppo_trainer"
+
+
+def with_extra_keys(config_dir: str, config_name: str, extra: dict, workdir: str) -> tuple[str, str]:
+    """A config that is ``config_name`` plus ``extra`` (keys added, struct like the rest)."""
+    primary = {"hydra": {"searchpath": [f"file://{os.path.abspath(config_dir)}"]}, "defaults": [config_name, "_self_"], **extra}
+    OmegaConf.save(OmegaConf.create(primary), os.path.join(workdir, "dryrun_config.yaml"))
+    return workdir, "dryrun_config"
+
+
+def compose_config(config_dir: str, config_name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=os.path.abspath(config_dir), version_base=None):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def validate_like_main_ppo(config, dapo: bool):
+    """Step 2 of the module docstring."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    if verl_version() < (0, 8):
+        from verl.experimental.reward_loop import migrate_legacy_reward_impl
+
+        config = migrate_legacy_reward_impl(config)
+    OmegaConf.resolve(config)
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    if uses_verl09_entry(dapo):
+        from vade_verl.verl09.main_ppo import check_config
+
+        check_config(config)
+    return config
+
+
+def validate_dataclasses_and_registries(config) -> None:
+    """Step 3 of the module docstring."""
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn, get_policy_loss_fn
+    from verl.utils.config import omega_conf_to_dataclass
+
+    external_lib = config.actor_rollout_ref.model.get("external_lib")
+    if external_lib:
+        importlib.import_module(external_lib)
+    for key in ("algorithm", "actor_rollout_ref.rollout"):
+        node = OmegaConf.select(config, key)
+        if node is not None and "_target_" in node:
+            omega_conf_to_dataclass(node)
+    get_adv_estimator_fn(config.algorithm.adv_estimator)
+    get_policy_loss_fn(config.actor_rollout_ref.actor.policy_loss.loss_mode)
+
+
+def check_sampler_options(config) -> None:
+    """Step 4: VADE options are read by VADESampler only."""
+    sampler = config.data.get("sampler") or {}
+    if sampler.get("vade") is not None and sampler.get("class_name") != VADE_SAMPLER_NAME:
+        raise DryRunError(
+            f"data.sampler.vade options are set but data.sampler.class_name={sampler.get('class_name')!r}: "
+            f"they are read only by {VADE_SAMPLER_NAME} (data.sampler.class_path=pkg://vade_verl.sampler)"
+        )
+
+
+def train_files(config) -> list[str]:
+    files = config.data.train_files
+    return [files] if isinstance(files, str) else list(files)
+
+
+def write_stand_in(path: str, rows: int) -> str:
+    import pandas as pd
+
+    pd.DataFrame(
+        [
+            {
+                "data_source": "dry_run",
+                "prompt": [{"role": "user", "content": f"stand-in question {i}"}],
+                "ability": "math",
+                "reward_model": {"style": "rule", "ground_truth": "0"},
+                "extra_info": {"index": i, "split": "train"},
+            }
+            for i in range(rows)
+        ]
+    ).to_parquet(path)
+    return path
+
+
+def build_sampler(config, workdir: str, dapo: bool) -> tuple[Any, int, str]:
+    """Step 5: (sampler, dataset rows, where the rows came from)."""
+    if verl_version() < (0, 8):
+        from verl.trainer.main_ppo import create_rl_dataset, create_rl_sampler
+    else:
+        from verl.trainer.ppo.utils import create_rl_dataset
+
+        if uses_verl09_entry(dapo):
+            from vade_verl.verl09.main_ppo import create_rl_sampler
+        else:
+            from verl.trainer.ppo.utils import create_rl_sampler
+
+    data_config = copy.deepcopy(config.data)
+    data_config.filter_overlong_prompts = False
+    files = train_files(config)
+    missing = [f for f in files if not os.path.exists(os.path.expanduser(f))]
+    if missing:
+        batch = int(data_config.get("gen_batch_size") or data_config.train_batch_size)
+        files = [write_stand_in(os.path.join(workdir, "stand_in.parquet"), 2 * batch)]
+        source = f"a stand-in of {2 * batch} text rows (not found here: {', '.join(missing)})"
+    else:
+        source = ", ".join(files)
+    dataset = create_rl_dataset(files, data_config, None, None, is_train=True, max_samples=data_config.get("train_max_samples", -1))
+    return create_rl_sampler(data_config, dataset), len(dataset), source
+
+
+def notes_on_local_paths(config) -> list[str]:
+    notes = []
+    model = str(config.actor_rollout_ref.model.path)
+    if model.startswith(("/", "~", ".")) and not os.path.exists(os.path.expanduser(model)):
+        notes.append(f"model path {model} does not exist here (not loaded in a dry run)")
+    reward_fn = OmegaConf.select(config, "reward.custom_reward_function.path") or OmegaConf.select(
+        config, "custom_reward_function.path"
+    )
+    if reward_fn and not os.path.exists(os.path.expanduser(str(reward_fn))):
+        notes.append(f"reward function file {reward_fn} does not exist here")
+    return notes
+
+
+def dry_run(overrides: list[str], dapo: bool = False, config_dir: Optional[str] = None, config_name: Optional[str] = None) -> tuple[Any, list[str]]:
+    """Steps 1-5; returns the resolved config and the report lines. Raises on the first failure."""
+    import ray
+
+    default_dir, default_name = default_config(dapo)
+    config_dir, config_name = config_dir or default_dir, config_name or default_name
+    with tempfile.TemporaryDirectory(prefix="vade_dryrun_") as workdir:
+        if dapo:
+            config_dir, config_name = with_extra_keys(config_dir, config_name, DAPO_RECIPE_KEYS, workdir)
+        config = compose_config(config_dir, config_name, overrides)
+        config = validate_like_main_ppo(config, dapo)
+        validate_dataclasses_and_registries(config)
+        check_sampler_options(config)
+        sampler, rows, source = build_sampler(config, workdir, dapo)
+    if ray.is_initialized():
+        raise DryRunError("Ray was started during the dry run")
+    data = config.data
+    report = [
+        f"verl {importlib.metadata.version('verl')}, config {config_name} + {len(overrides)} overrides: composed and validated",
+        f"algorithm.adv_estimator={config.algorithm.adv_estimator} "
+        f"loss_mode={config.actor_rollout_ref.actor.policy_loss.loss_mode} "
+        f"rollout.n={config.actor_rollout_ref.rollout.n} data.train_batch_size={data.train_batch_size}"
+        + (f" data.gen_batch_size={data.gen_batch_size}" if data.get("gen_batch_size") else ""),
+        f"sampler {type(sampler).__name__} over {rows} rows of {source}",
+    ]
+    if type(sampler).__name__ == VADE_SAMPLER_NAME:
+        report.append(f"VADE {sampler.config}")
+    if dapo:
+        report.append(f"algorithm.filter_groups={OmegaConf.to_container(config.algorithm.filter_groups)}")
+    report.extend(f"note: {note}" for note in notes_on_local_paths(config))
+    report.append("stopped before Ray and model loading")
+    return config, report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vade-verl dry-run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dapo", action="store_true", help="add the keys of verl's DAPO recipe config")
+    parser.add_argument("--config-dir", help="compose this config folder instead of the trainer's default")
+    parser.add_argument("--config-name", help="config name in --config-dir")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as given to the trainer")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if bool(args.config_dir) != bool(args.config_name):
+        parser.error("--config-dir and --config-name go together")
+    try:
+        config, report = dry_run(args.overrides, args.dapo, args.config_dir, args.config_name)
+    except Exception as error:  # every failure is a finding about the recipe: report it, exit 1
+        print(f"dry-run FAILED: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    if args.print_config:
+        print(OmegaConf.to_yaml(config))
+    print("\n".join(f"dry-run: {line}" for line in report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
