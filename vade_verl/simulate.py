@@ -59,8 +59,8 @@ CSV_FIELDS = (
 
 @dataclasses.dataclass
 class SimConfig:
-    num_samples: int = 8192
-    batch_size: int = 256
+    num_samples: int = 4096
+    batch_size: int = 128
     group_size: int = 8
     steps: int = 200
     seed: int = 0
