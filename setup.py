@@ -1,6 +1,7 @@
 from setuptools import find_packages, setup
 
-VERL07 = ["verl==0.7.1", "numpy<2", "pyarrow>=19,<21", "datasets<4", "pandas<3", "transformers>=4.51,<5"]
+# cachetools: imported by verl.experimental.agent_loop but missing from verl 0.7.1's requirements.
+VERL07 = ["verl==0.7.1", "cachetools", "numpy<2", "pyarrow>=19,<21", "datasets<4", "pandas<3", "transformers>=4.51,<5"]
 
 setup(
     name="vade-verl",

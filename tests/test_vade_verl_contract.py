@@ -168,3 +168,15 @@ def test_disabled_vade_is_uniform_random_with_the_same_metrics(train_file, tmp_p
     assert sorted(itertools.chain.from_iterable(c.tolist() for c in chosen)) == sorted(ROW_IDS.tolist())
     assert all("vade/effective_ratio" in m for m in logged)
     assert os.path.exists(tmp_path / "vade_sampler" / "update_00000001.npz")
+
+
+def test_diva_variant_rows_are_not_evidence_for_their_problem(train_file, tmp_path):
+    loader = make_train_loader(compose_config(train_file, BATCH, str(tmp_path), VADE_SAMPLER))
+    batch_dict = next(iter(loader))
+    first = batch_dict["extra_info"][0]
+    batch_dict["extra_info"][0] = {**first, "diva_variant": "gaussian_noise"}
+    metrics = fit(loader.sampler, build_rollout_batch(batch_dict, ROLLOUT_N, np.ones(BATCH * ROLLOUT_N)))
+    assert metrics["vade/variant_rollouts_ignored"] == ROLLOUT_N
+    assert metrics["vade/updated_samples"] == BATCH - 1
+    (position,) = loader.sampler.positions_of([first["index"]])
+    assert loader.sampler.state.alpha[position] == 0 and not loader.sampler.state.seen[position]

@@ -19,16 +19,17 @@ How verl drives it (``verl/trainer/main_ppo.py:create_rl_sampler`` and ``RayPPOT
   ``load_state_dict``, replay the one update the checkpoint missed: the resumed run then selects
   exactly the batches the uninterrupted run would have.
 * Metrics: ``update`` runs just before ``logger.log(data=metrics, ...)`` in ``fit``, but verl
-  passes the hook no metrics dict. We add our ``vade/*`` entries to the ``metrics`` dict of the
-  calling ``fit`` frame (found on the call stack), so they reach every configured logger backend;
-  without such a caller they are only kept in ``last_metrics`` and logged at INFO level.
+  passes the hook no metrics dict; ``vade_verl.verl_metrics`` adds our ``vade/*`` entries to the
+  calling ``fit``'s dict. Without such a caller they are kept in ``last_metrics`` and logged.
+* DIVA-GRPO variants (rows with ``extra_info.diva_variant`` other than "original") share their
+  problem's ``extra_info.index`` but not its difficulty: they are not evidence for the problem's
+  posterior and are left out of the update (counted in ``vade/variant_rollouts_ignored``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -40,7 +41,14 @@ except ImportError:  # verl >= 0.8 removed it; vade_verl.verl09 calls our `updat
     from torch.utils.data import Sampler as AbstractCurriculumSampler
 from vade_verl.config import VADEConfig
 from vade_verl.vade import VADEState, effective_ratio, posterior_mean
-from vade_verl.verl_batch import batch_group_keys, batch_row_ids, batch_sequence_rewards, dataset_row_ids
+from vade_verl.verl_batch import (
+    batch_evidence_mask,
+    batch_group_keys,
+    batch_row_ids,
+    batch_sequence_rewards,
+    dataset_row_ids,
+)
+from vade_verl.verl_metrics import publish_to_fit_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -61,20 +69,6 @@ def _default_state_dir(data_config: Any) -> Optional[str]:
         return None
     root = data_config._get_root()
     return OmegaConf.select(root, "trainer.default_local_dir", default=None)
-
-
-def _publish_metrics(metrics: dict) -> bool:
-    """Add ``metrics`` to the ``metrics`` dict of the calling ``RayPPOTrainer.fit`` frame."""
-    frame = sys._getframe(2)
-    for _ in range(4):
-        if frame is None:
-            break
-        target = frame.f_locals.get("metrics")
-        if frame.f_code.co_name == "fit" and isinstance(target, dict):
-            target.update(metrics)
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _percentiles(values: np.ndarray, prefix: str) -> dict:
@@ -145,12 +139,11 @@ class VADESampler(AbstractCurriculumSampler):
         return np.where(np.isnan(rewards), np.nan, (rewards > self.config.reward_threshold).astype(np.float64))
 
     def update(self, batch: Any) -> None:
-        positions = self.positions_of(batch_row_ids(batch))
+        own = batch_evidence_mask(batch)
+        positions = self.positions_of(batch_row_ids(batch)[own])
         raw_rewards = batch_sequence_rewards(batch)
-        rewards = self._as_correctness(raw_rewards)
         before = posterior_mean(self.state.alpha, self.state.beta)
-        batch_positions = np.unique(positions)
-        record = self.state.update(positions, rewards)
+        record = self.state.update(positions, self._as_correctness(raw_rewards[own]))
         self._write_record(record)
         if record["skipped"]:
             logger.warning("VADE skipped %d rollouts with NaN reward at update %d", record["skipped"], self.state.num_updates)
@@ -158,12 +151,13 @@ class VADESampler(AbstractCurriculumSampler):
             "vade/effective_ratio": effective_ratio(batch_group_keys(batch), raw_rewards),
             "vade/never_seen": int((~self.state.seen).sum()),
             "vade/skipped_rewards": record["skipped"],
+            "vade/variant_rollouts_ignored": int((~own).sum()),
             "vade/updated_samples": int((record["trials"] > 0).sum()),
-            **_percentiles(before[batch_positions], "vade/batch_p"),
+            **_percentiles(before[record["positions"]], "vade/batch_p"),
             **_percentiles(before, "vade/all_p"),
         }
         self.last_metrics = metrics
-        if not _publish_metrics(metrics):
+        if not publish_to_fit_metrics(metrics):
             logger.info("VADE metrics (no verl fit frame to publish into): %s", metrics)
 
     # -- checkpointing ---------------------------------------------------------------------------

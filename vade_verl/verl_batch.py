@@ -17,6 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 
 ROW_ID_FIELD = "index"
+# DIVA-GRPO's variant rows keep their problem's extra_info.index and name their kind here.
+VARIANT_FIELD = "diva_variant"
+ORIGINAL_VARIANT = "original"
 _ADD_ID_HINT = (
     "add a stable per-row id as extra_info.index to every row of the training parquet "
     "(e.g. the row's position when preprocessing, as verl's geo3k example does)"
@@ -71,6 +74,14 @@ def batch_row_ids(batch: Any) -> np.ndarray:
     if extra is None:
         raise ValueError(f"the batch has no non_tensor 'extra_info' field: {_ADD_ID_HINT}")
     return _row_ids_from_extra_info(list(extra), "the batch")
+
+
+def batch_evidence_mask(batch: Any) -> np.ndarray:
+    """True for rows that are rollouts of their own dataset row, False for DIVA variants of it."""
+    extra = batch.non_tensor_batch.get("extra_info")
+    if extra is None:
+        raise ValueError(f"the batch has no non_tensor 'extra_info' field: {_ADD_ID_HINT}")
+    return np.array([info.get(VARIANT_FIELD, ORIGINAL_VARIANT) == ORIGINAL_VARIANT for info in extra], dtype=bool)
 
 
 def batch_group_keys(batch: Any) -> np.ndarray:

@@ -53,14 +53,16 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.ray_utils import auto_await
 from vade_verl.diva_grpo import DifficultyConfig, DifficultyTracker, DivaAdvantageConfig, compute_diva_advantage
 from vade_verl.diva_variants import VariantConfig, VariantContent, make_variant
+from vade_verl.verl_batch import ORIGINAL_VARIANT, VARIANT_FIELD
+from vade_verl.verl_metrics import publish_to_fit_metrics
 
 logger = logging.getLogger(__name__)
 
 ADV_ESTIMATOR_NAME = "diva_grpo"
 PROBLEM_ID_KEY = "diva_problem_id"
 DIFFICULTY_KEY = "diva_difficulty"
-VARIANT_KEY = "diva_variant"
-ORIGINAL = "original"
+VARIANT_KEY = VARIANT_FIELD
+ORIGINAL = ORIGINAL_VARIANT
 
 
 def _plain(node: Any) -> Any:
@@ -157,7 +159,8 @@ def compute_diva_grpo_outcome_advantage(
             }
         )
     DRIVER.last_metrics = metrics
-    logger.info("DIVA advantage: %s", metrics)
+    if not publish_to_fit_metrics(metrics):
+        logger.info("DIVA advantage: %s", metrics)
     adv = adv.unsqueeze(-1) * response_mask
     return adv, adv
 
