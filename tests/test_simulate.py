@@ -109,6 +109,10 @@ def test_bad_options_are_named():
         SimConfig(num_samples=10, batch_size=11)
     with pytest.raises(ValueError, match="dapo-max-gen-batches"):
         SimConfig(dapo_max_gen_batches=0)
+    with pytest.raises(ValueError, match="data.sampler.vade.l1"):
+        SimConfig(l1=1.5)
+    with pytest.raises(ValueError, match="mmr1-mix"):
+        SimConfig(mmr1_mix=-0.1)
     assert main(["--num-samples", "10", "--batch-size", "11", "--no-progress"]) == 2
 
 

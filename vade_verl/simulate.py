@@ -39,6 +39,7 @@ from vade_verl.baselines import (
     pass_rate_filter,
     variance_aware_batch,
 )
+from vade_verl.config import VADEConfig
 from vade_verl.population import Dynamics, Population, informative_groups, initial_logits
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,12 @@ class SimConfig:
                 "--dapo-max-gen-batches must be >= 1: verl's 0 (no limit) loops forever once the population "
                 "has no informative prompts left"
             )
+        if not 0.0 <= self.mmr1_mix <= 1.0:
+            raise ValueError(f"--mmr1-mix {self.mmr1_mix} must be in [0, 1]")
+        if not 0.0 <= self.filter_min_rate < self.filter_max_rate <= 1.0:
+            raise ValueError("--filter-min-rate and --filter-max-rate must satisfy 0 <= min < max <= 1")
+        VADEConfig.from_mapping({"l1": self.l1, "l2": self.l2})  # errors name data.sampler.vade.l1 / l2
+        Dynamics(self.learn, self.transfer, self.forget)
         self.dapo_gen_batch_size = self.dapo_gen_batch_size or 3 * self.batch_size
         self.filter_rollouts = self.filter_rollouts or self.group_size
         self.mmr1_rollouts = self.mmr1_rollouts or self.group_size
@@ -336,7 +343,6 @@ def run_sampler(name: str, config: SimConfig, z0: np.ndarray, progress=None) -> 
         except GenerationLimitReached as error:
             cumulative += error.rollouts
             logger.warning("%s stopped at step %d: %s (%d rollouts spent on it)", name, number, error, error.rollouts)
-            print(f"{name}: stopped at step {number}: {error}", file=sys.stderr)
             break
         informative = informative_groups(outcome.rewards, config.group_size)
         env.population.train(outcome.positions, informative, config.batch_size)
