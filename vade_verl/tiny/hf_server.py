@@ -48,11 +48,11 @@ class HFRolloutServer:
     def __init__(self, model_path: str, response_length: int, prompt_length: int, seed: int = 0):
         from transformers import AutoModelForCausalLM
 
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype=torch.float32).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
         self.response_length = response_length
         self.prompt_length = prompt_length
-        self.generator_seed = seed
         self.weight_version = 0
+        torch.manual_seed(seed)  # this actor's process draws the samples; requests may still interleave
 
     def load_weights(self, state_dict: dict) -> int:
         """Load the actor's weights (names as in the HF model); return how many tensors were loaded."""
