@@ -13,10 +13,14 @@ REQUIRED_VERL=0.7.1
 CHECK_ONLY=0
 [ "${1:-}" = --check ] && CHECK_ONLY=1
 
-read -r VERL_VERSION SITE < <("$PYTHON" -c '
+if ! FOUND="$("$PYTHON" -c '
 import os, importlib.metadata as md, importlib.util as iu
 spec = iu.find_spec("verl")
-print(md.version("verl"), os.path.dirname(os.path.dirname(spec.origin)))')
+print(md.version("verl"), os.path.dirname(os.path.dirname(spec.origin)))' 2>/dev/null)"; then
+  echo "patches/apply.sh: no installed verl found for PYTHON=$PYTHON ($(command -v "$PYTHON" || true))" >&2
+  exit 2
+fi
+read -r VERL_VERSION SITE <<< "$FOUND"
 
 if [ "$VERL_VERSION" != "$REQUIRED_VERL" ]; then
   echo "patches/apply.sh: these patches are for verl $REQUIRED_VERL, found verl $VERL_VERSION in $SITE" >&2

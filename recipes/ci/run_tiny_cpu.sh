@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# CI regression run: verl's own trainer (python -m verl.trainer.main_ppo: Ray, FSDP actor, agent-loop
-# rollout) trains a tiny random Qwen2 with GRPO + the VADE sampler on CPU, then resumes from its
-# checkpoint for one more step. See docs/ci_run.md for what each setting is for.
+# CI regression run: verl's own trainer (python -m verl.trainer.main_ppo: Ray, FSDP2 actor, agent-loop
+# rollout, reward loop) trains a tiny random Qwen2 with GRPO + the VADE sampler on CPU for STEPS steps,
+# then a second launch resumes from global_step_STEPS and trains one more step. About 4-5 minutes on
+# 2 cores. See docs/ci_run.md for what each setting is for and tests/test_e2e_tiny.py for the checks.
 #
 #   recipes/ci/run_tiny_cpu.sh [WORK_DIR]        (default: ci_tmp/tiny_cpu)
 #
@@ -14,6 +15,10 @@ STEPS="${STEPS:-3}"
 SAMPLER="${SAMPLER:-vade}"
 PYTHON="${PYTHON:-python}"
 cd "$ROOT"
+
+case "$WORK" in
+  / | "$ROOT" | "$HOME") echo "run_tiny_cpu.sh: refusing to use $WORK as the work dir (it is wiped)" >&2; exit 2 ;;
+esac
 
 # the one-line verl fix this run needs on CPU (idempotent, checks verl==0.7.1; see patches/README.md)
 PYTHON="$PYTHON" "$ROOT/patches/apply.sh"
