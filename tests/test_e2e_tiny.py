@@ -278,6 +278,8 @@ def test_rollout_server_log_probs_match_a_forward_pass(tiny_model_dir):
         logits = server.model(ids).logits[0, len(prompt) - 1 : -1]
     expected = torch.log_softmax(logits, dim=-1)[torch.arange(len(out.token_ids)), torch.tensor(out.token_ids)]
     np.testing.assert_allclose(out.log_probs, expected.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="presence_penalty"):
+        asyncio.run(server.generate("r1", prompt, {**params, "presence_penalty": 0.5}))
 
 
 def test_rollout_server_weight_sync(tiny_model_dir):

@@ -71,15 +71,22 @@ class HFRolloutServer:
         if image_data or video_data:
             raise NotImplementedError("HFRolloutServer serves text-only models; got image/video data")
         params = dict(sampling_params)
-        max_tokens = params.pop("max_tokens", None) or min(
-            self.response_length, self.prompt_length + self.response_length - len(prompt_ids)
-        )
+        max_tokens = params.pop("max_tokens", None)
+        if max_tokens is None:  # as vLLM's server: the response budget, capped by the context left
+            max_tokens = min(self.response_length, self.prompt_length + self.response_length - len(prompt_ids))
         temperature = float(params.pop("temperature", 1.0))
-        top_k = int(params.pop("top_k", -1))
+        top_p = float(params.pop("top_p", 1.0))
+        top_k = int(params.pop("top_k", -1))  # vLLM convention: -1 disables, HF uses 0
+        repetition_penalty = float(params.pop("repetition_penalty", 1.0))
+        params.pop("logprobs", None)  # log-probs are always returned
+        if params:
+            raise ValueError(f"HFRolloutServer does not support sampling params {sorted(params)}")
         do_sample = temperature > 0
         gen_kwargs = dict(do_sample=do_sample, max_new_tokens=max_tokens, num_beams=1)
         if do_sample:
-            gen_kwargs.update(temperature=temperature, top_p=float(params.pop("top_p", 1.0)), top_k=max(top_k, 0))
+            gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=max(top_k, 0))
+        if repetition_penalty != 1.0:
+            gen_kwargs["repetition_penalty"] = repetition_penalty
         input_ids = torch.tensor([prompt_ids], dtype=torch.long)
         with torch.no_grad():
             out = self.model.generate(
