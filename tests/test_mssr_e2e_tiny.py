@@ -3,8 +3,9 @@
 ``pytest -m e2e tests/test_mssr_e2e_tiny.py``. The recipe trains 2 steps with rollout.n=1 through
 ``python -m verl.trainer.main_ppo`` and resumes for a third. Checked against what verl wrote (file-logger
 metrics, ``data.pt``): the ``mssr`` loss ran in the actor worker (its metrics arrive), the driver's
-``mssr`` advantages equal the batch-normalised rewards worked out here, and the baseline state rode in
-``data.pt`` with the N0 = 8 initialisation.
+``mssr`` advantages equal the batch-normalised rewards worked out here, and each ``data.pt`` (also the one
+the resumed run wrote) holds the baselines of every step up to its own, initialised with N0 = 8 from the
+logged scores.
 """
 
 import json
@@ -69,9 +70,15 @@ def test_loss_ran_in_worker_and_advantages_match(work):
 
 @pytest.mark.e2e
 def test_baseline_state_in_verls_checkpoint(work):
-    state = torch.load(work / "ckpt" / "global_step_2" / "data.pt", weights_only=False)["dataset_state"]["mssr"]
-    seen = np.asarray(state["seen"])
-    # saved before step 2's on_batch_end: holds step 1's 4 prompts, each initialised with N0 = 1/(1-0.875) = 8
-    assert seen.sum() == BATCH
-    assert (np.asarray(state["alpha"]) + np.asarray(state["beta"]))[seen] == pytest.approx([8.0] * BATCH)
-    assert state["last_rho"] == 0.9
+    steps = {**metrics(work, 1), **metrics(work, 2)}
+    n0 = 1 / (1 - 0.875)
+    for step in (2, 3):  # global_step_3 was written by the resumed run
+        state = torch.load(work / "ckpt" / f"global_step_{step}" / "data.pt", weights_only=False)
+        state = state["dataset_state"]["mssr"]
+        seen, alpha, beta = (np.asarray(state[k]) for k in ("seen", "alpha", "beta"))
+        # the save of step k already holds step k's rows (all first visits: 4 distinct prompts per step)
+        assert seen.sum() == BATCH * step
+        assert (alpha + beta)[seen] == pytest.approx([n0] * (BATCH * step))
+        successes = BATCH * sum(steps[s]["critic/score/mean"] for s in range(1, step + 1))
+        assert alpha.sum() == pytest.approx(n0 * successes)
+        assert state["last_rho"] == 0.9

@@ -49,7 +49,7 @@ def rollout_step(batch_dict, rewards_of, seed):
     n = len(batch)
     lengths = torch.randint(1, LENGTH + 1, (n,), generator=gen)
     mask = (torch.arange(LENGTH)[None, :] < lengths[:, None]).long()
-    rewards = torch.tensor([rewards_of[int(i)] for i in batch.batch["mssr_prompt_index"]], dtype=torch.float32)
+    rewards = torch.tensor([rewards_of[int(i)] for i in batch.batch["reward_baselines"][:, 1]], dtype=torch.float32)
     scores = torch.zeros(n, LENGTH)
     scores[torch.arange(n), lengths - 1] = rewards
     old = torch.log(torch.rand(n, LENGTH, generator=gen) * 0.9 + 0.05)
@@ -97,8 +97,9 @@ def test_two_epochs_through_compute_advantage_and_on_batch_end(config):
         for batch_dict in loader:
             step += 1
             batch = rollout_step(batch_dict, rates, seed=step)
-            index = batch.batch["mssr_prompt_index"].numpy()
-            v = batch.batch["reward_baselines"].numpy().astype(np.float64)
+            column = batch.batch["reward_baselines"].numpy()
+            index, v = column[:, 1].astype(np.int64), column[:, 0]
+            assert np.all(column[:, 2] == dataset.mssr_token)
             if epoch == 0:
                 assert np.isnan(v).all()  # first visit: no baseline yet
             else:
@@ -112,7 +113,8 @@ def test_two_epochs_through_compute_advantage_and_on_batch_end(config):
             assert torch.all(adv[~mask] == 0) and torch.all(adv == adv[:, :1] * mask)
             dataset.on_batch_end(batch)
             assert dataset.last_mssr_metrics["mssr/kl"] == pytest.approx(kl, rel=1e-5)
-            assert dataset.last_mssr_metrics["mssr/rho"] == pytest.approx(rho, rel=1e-5)
+            # rho of step k's update comes from the KL of steps before k; none before step 1: rho_max
+            assert dataset.last_mssr_metrics["mssr/rho"] == pytest.approx(rho if step > 1 else 0.96, rel=1e-5)
     assert step == 4
     # every prompt: initialised from its epoch-0 reward r (N0 = 8), then one forgetting update with the same r
     r = np.array([rates[i] for i in range(8)])
@@ -124,20 +126,24 @@ def test_baselines_survive_verls_checkpoint_file(config, tmp_path):
     loader = make_train_loader(config)
     it = iter(loader)
     batch = rollout_step(next(it), {i: 0.25 * (i % 5) for i in range(8)}, seed=0)
-    loader.dataset.on_batch_end(batch)
+    batch = compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=config.algorithm)
     path = tmp_path / "data.pt"
-    torch.save(loader.state_dict(), path)  # as RayPPOTrainer._save_checkpoint writes data.pt
+    # as RayPPOTrainer._save_checkpoint writes data.pt: after the advantages, before on_batch_end
+    torch.save(loader.state_dict(), path)
+    loader.dataset.on_batch_end(batch)
     expected_next = next(it)
 
     resumed = make_train_loader(config)
     resumed.load_state_dict(torch.load(path, weights_only=False))  # as _load_checkpoint
     resumed_it = iter(resumed)  # the loader applies a loaded state when fit starts iterating
     state, saved = resumed.dataset.mssr, loader.dataset.mssr
+    # the checkpoint already holds this step's baselines; only the step's KL (seen after the save) is missing
     assert np.array_equal(state.seen, saved.seen) and state.seen.sum() == 4
-    assert state.alpha == pytest.approx(saved.alpha) and list(state.kl_history) == list(saved.kl_history)
+    assert state.alpha == pytest.approx(saved.alpha) and state.beta == pytest.approx(saved.beta)
+    assert list(state.kl_history) == [] and len(saved.kl_history) == 1
     got_next = next(resumed_it)
-    assert torch.equal(got_next["mssr_prompt_index"], expected_next["mssr_prompt_index"])
-    assert torch.equal(got_next["reward_baselines"].isnan(), expected_next["reward_baselines"].isnan())
+    assert torch.equal(got_next["reward_baselines"][:, :2].isnan(), expected_next["reward_baselines"][:, :2].isnan())
+    assert torch.equal(got_next["reward_baselines"][:, 1], expected_next["reward_baselines"][:, 1])
 
 
 def test_mssr_policy_loss_shapes_then_runs_vanilla_ppo(config, monkeypatch):
@@ -173,14 +179,22 @@ def test_mssr_policy_loss_shapes_then_runs_vanilla_ppo(config, monkeypatch):
 
 
 def test_clear_errors(config, monkeypatch):
-    with pytest.raises(ValueError, match="MSSRDataset"):
+    with pytest.raises(ValueError, match="written by MSSRDataset"):
         verl_mssr.compute_mssr_outcome_advantage(token_level_rewards=torch.zeros(2, 3), response_mask=torch.ones(2, 3))
     loader = make_train_loader(config)
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
     with pytest.raises(RuntimeError, match="dataloader_num_workers=0"):
         loader.dataset[0]
     monkeypatch.undo()
-    batch = rollout_step(next(iter(loader)), {i: 1.0 for i in range(8)}, seed=1)
+    it = iter(loader)
+    batch = rollout_step(next(it), {i: 1.0 for i in range(8)}, seed=1)
+    with pytest.raises(RuntimeError, match="needs algorithm.adv_estimator=mssr"):
+        loader.dataset.on_batch_end(batch)  # no mssr advantages were computed this step
+    kl_in_reward = config.algorithm.copy()
+    kl_in_reward.use_kl_in_reward = True
+    with pytest.raises(ValueError, match="use_kl_in_reward=False"):
+        compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=kl_in_reward)
+    batch = compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=config.algorithm)
     batch.pop(batch_keys=["ref_log_prob"])
     with pytest.raises(KeyError, match="use_kl_loss=True"):
         loader.dataset.on_batch_end(batch)

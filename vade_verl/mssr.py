@@ -146,12 +146,15 @@ class MSSRBaselineState:
         return v
 
     def current_rho(self) -> float:
-        """The fixed rho if configured, else :func:`adaptive_rho` of the mean of the KL window."""
+        """The fixed rho if configured, else :func:`adaptive_rho` of the mean of the KL window.
+
+        Before any KL is observed (the first step) no drift is known: ``rho_max``.
+        """
         cfg = self.config
         if cfg.rho is not None:
             return cfg.rho
         if not self.kl_history:
-            raise RuntimeError("MSSR adaptive rho needs at least one observed KL (observe_kl) before an update")
+            return cfg.rho_max
         return adaptive_rho(float(np.mean(self.kl_history)), cfg.target_kl, cfg.rho_min, cfg.rho_max)
 
     def observe_kl(self, kl: float) -> None:

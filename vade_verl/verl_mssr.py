@@ -14,13 +14,16 @@ as ``fn(token_level_rewards, response_mask, config, index=uid[, reward_baselines
 ``uuid4`` per prompt per step, and no non-tensor data reaches it, so the estimator cannot tell which prompt a
 row is.  Tensor columns a dataset emits do ride along the whole step, and ``compute_advantage`` forwards the
 ``reward_baselines`` column to custom estimators.  With ``data.dataloader_num_workers=0`` the dataset runs in
-the driver (TaskRunner) and each batch is fetched when the step starts, after the previous step's
-``on_batch_end``; so ``__getitem__`` writes each prompt's current ``v`` as ``reward_baselines`` (NaN when
-the prompt was never seen) and its position as ``mssr_prompt_index``, the estimator computes ``r - v``, and
-``fit`` calls ``train_dataset.on_batch_end(batch)`` at the end of the step, where the state is updated
-with the step's rewards (``token_level_scores``) and KL (``old_log_probs`` vs ``ref_log_prob``).
-The state is checkpointed as the dataset's ``state_dict`` inside verl's ``data.pt``
-(``StatefulDataLoader`` saves a ``Stateful`` dataset); see :meth:`MSSRDataset.load_state_dict` for resume.
+the driver (TaskRunner) and each batch is fetched when the step starts, so ``__getitem__`` writes per row
+``reward_baselines = [v, position, dataset token]`` (``v`` is NaN when the prompt was never seen).  The
+estimator computes ``r - v`` and leaves the step's ``(positions, rewards)`` for the dataset named by the
+token; the dataset folds them into its Betas at its next touch in the driver: ``state_dict`` (verl's
+checkpoint save, later in the same step), ``on_batch_end`` (end of the step) or the next ``__getitem__``.
+So a checkpoint written at step k holds the baselines through step k, the last step of a run included
+(``fit`` returns before ``on_batch_end`` on its last step).  ``on_batch_end`` also feeds the KL window with
+the step's KL (``old_log_probs`` vs ``ref_log_prob``); the rho for step k's update is that of steps
+k-window..k-1.  The state is checkpointed as the dataset's ``state_dict`` inside verl's ``data.pt``
+(``StatefulDataLoader`` saves a ``Stateful`` dataset).
 
 Where the entropy comes from: verl 0.7.1 pops the old-log-prob pass's ``entropys`` before advantages are
 computed, and a policy loss receives ``old_log_prob, log_prob, advantages, response_mask, loss_agg_mode,
@@ -38,8 +41,10 @@ import this module in every process), through ``+ray_kwargs.ray_init.runtime_env
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+from collections import defaultdict
 from typing import Any, Optional
 
 import numpy as np
@@ -67,9 +72,12 @@ logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
 
 NAME = "mssr"
-INDEX_KEY = "mssr_prompt_index"
-BASELINE_KEY = "reward_baselines"
+BASELINE_KEY = "reward_baselines"  # per row: [v (NaN if unseen), dataset position, dataset token]
 ENV_PREFIX = "VADE_MSSR_"
+
+# Driver-side hand-over from the estimator to the dataset that built the rows: token -> [(positions, rewards)].
+_PENDING: dict = defaultdict(list)
+_TOKENS = itertools.count(1)
 
 
 def shaping_config_from_env(environ=os.environ) -> MSSRShapingConfig:
@@ -96,24 +104,35 @@ def compute_mssr_outcome_advantage(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """MSSR advantage ``A = normalise_batch(r - v)`` on the driver (:func:`vade_verl.mssr.baseline_advantages`).
 
-    ``v`` arrives as the ``reward_baselines`` column written by :class:`MSSRDataset`; the std scaling
-    follows ``algorithm.norm_adv_by_std_in_grpo`` (default True).  Entropy shaping happens later, in the
-    ``mssr`` policy loss.  Returns ``(advantages, returns)``, both ``(batch, response_length)``.
+    ``reward_baselines`` is the ``[v, position, token]`` column written by :class:`MSSRDataset`; the
+    rows' rewards are handed to that dataset for its baseline update.  The std scaling follows
+    ``algorithm.norm_adv_by_std_in_grpo`` (default True).  Entropy shaping happens later, in the ``mssr``
+    policy loss.  Returns ``(advantages, returns)``, both ``(batch, response_length)``.
     """
-    if reward_baselines is None:
+    if reward_baselines is None or reward_baselines.dim() != 2 or reward_baselines.shape[1] != 3:
+        got = None if reward_baselines is None else tuple(reward_baselines.shape)
         raise ValueError(
-            "adv_estimator=mssr needs the per-prompt baselines in the batch column 'reward_baselines': use "
-            "data.custom_cls.path=pkg://vade_verl.verl_mssr data.custom_cls.name=MSSRDataset "
-            "(with data.dataloader_num_workers=0)"
+            f"adv_estimator=mssr needs the batch column 'reward_baselines' of shape (batch, 3) written by "
+            f"MSSRDataset (got {got}): use data.custom_cls.path=pkg://vade_verl.verl_mssr "
+            "data.custom_cls.name=MSSRDataset with data.dataloader_num_workers=0"
         )
+    if config is not None and config.get("use_kl_in_reward", False):
+        raise ValueError("adv_estimator=mssr needs algorithm.use_kl_in_reward=False: its Beta baselines take "
+                         "the verifiable reward in [0, 1], not a KL-penalised one")
+    tokens = torch.unique(reward_baselines[:, 2]).tolist()
+    if len(tokens) != 1:
+        raise ValueError(f"MSSR: rows from {len(tokens)} different MSSRDataset instances in one batch: {tokens}")
     scale = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
     sequence_rewards = token_level_rewards.sum(dim=-1)
     advantages, fallback_rows = baseline_advantages(
-        sequence_rewards, reward_baselines.reshape(-1), response_mask, scale_by_std=scale
+        sequence_rewards, reward_baselines[:, 0], response_mask, scale_by_std=scale
     )
     if fallback_rows:
         logger.info("MSSR: %d of %d rows had no baseline yet (first visit): batch-mean reward used",
                     fallback_rows, sequence_rewards.shape[0])
+    _PENDING[int(tokens[0])].append(
+        (reward_baselines[:, 1].long().cpu().numpy(), sequence_rewards.detach().double().cpu().numpy())
+    )
     return advantages, advantages
 
 
@@ -188,15 +207,34 @@ def batch_kl_to_reference(batch: Any) -> float:
 class MSSRDataset(RLHFDataset):
     """verl's ``RLHFDataset`` carrying MSSR's per-prompt Beta baselines (driver-side state).
 
-    Each row gains two tensor columns: ``reward_baselines`` (the prompt's current ``v``, NaN if never seen)
-    and ``mssr_prompt_index`` (its position in this dataset, the key of the state).  Needs
+    Each row gains the tensor column ``reward_baselines = [v, position, token]``: the prompt's current
+    baseline (NaN if never seen), its position in this dataset (the key of the state) and this dataset's
+    token (so the estimator's hand-over reaches this instance, not the validation set's).  Needs
     ``data.dataloader_num_workers=0`` so that rows are built in the driver from the live state.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.mssr = MSSRBaselineState(len(self), baseline_config_from_data_config(self.config))
+        self.mssr_token = next(_TOKENS)
+        self.mssr_updates_this_step = 0
         self.last_mssr_metrics: dict = {}
+
+    def _fold_pending(self) -> int:
+        """Apply the estimator's hand-over(s) for this dataset: one forget-and-add update per step."""
+        steps = _PENDING.pop(self.mssr_token, [])
+        for positions, rewards in steps:
+            rho = self.mssr.current_rho()
+            counts = self.mssr.update(positions, rewards, rho)
+            self.last_mssr_metrics = {
+                "mssr/rho": rho,
+                "mssr/prompts_initialised": counts["initialised"],
+                "mssr/prompts_updated": counts["updated"],
+                "mssr/prompts_tracked": int(self.mssr.seen.sum()),
+            }
+            logger.info("MSSR baseline update: %s", self.last_mssr_metrics)
+        self.mssr_updates_this_step += len(steps)
+        return len(steps)
 
     def __getitem__(self, item):
         if torch.utils.data.get_worker_info() is not None:
@@ -204,46 +242,41 @@ class MSSRDataset(RLHFDataset):
                 "MSSRDataset must be read in the driver, where its baselines are updated: "
                 "set data.dataloader_num_workers=0"
             )
+        self._fold_pending()
         row = super().__getitem__(item)
-        row[BASELINE_KEY] = torch.tensor(self.mssr.values(np.array([item]))[0], dtype=torch.float32)
-        row[INDEX_KEY] = torch.tensor(item, dtype=torch.int64)
+        v = self.mssr.values(np.array([item]))[0]
+        row[BASELINE_KEY] = torch.tensor([v, float(item), float(self.mssr_token)], dtype=torch.float64)
         return row
 
     def on_batch_end(self, batch: Any) -> None:
-        """Fold one finished step into the baselines: KL into the window, then ``a, b`` per prompt.
-
-        Called by ``RayPPOTrainer.fit`` after the step (verl 0.7.1).  Rewards are the rows' summed
-        ``token_level_scores`` and must lie in [0, 1].
-        """
-        if INDEX_KEY not in batch.batch.keys():
-            raise KeyError(f"MSSR on_batch_end: batch has no '{INDEX_KEY}' column (rows not built by MSSRDataset?)")
-        index = batch.batch[INDEX_KEY].cpu().numpy().astype(np.int64)
-        rewards = batch.batch["token_level_scores"].sum(dim=-1).cpu().double().numpy()
-        kl = None
+        """End of a step (``RayPPOTrainer.fit``, verl 0.7.1): fold the step's rewards if the checkpoint save
+        has not already, then push the step's KL into the window (it shapes the next steps' rho)."""
+        if BASELINE_KEY not in batch.batch.keys():
+            raise KeyError(f"MSSR on_batch_end: batch has no '{BASELINE_KEY}' column (rows not built by MSSRDataset?)")
+        self._fold_pending()
+        if self.mssr_updates_this_step == 0:
+            raise RuntimeError(
+                "MSSRDataset: no rewards were handed over this step; it needs algorithm.adv_estimator=mssr"
+            )
+        self.mssr_updates_this_step = 0
         if self.mssr.config.rho is None:
             kl = batch_kl_to_reference(batch)
             self.mssr.observe_kl(kl)
-        rho = self.mssr.current_rho()
-        counts = self.mssr.update(index, rewards, rho)
-        self.last_mssr_metrics = {
-            "mssr/rho": rho,
-            "mssr/kl": kl,
-            "mssr/prompts_initialised": counts["initialised"],
-            "mssr/prompts_updated": counts["updated"],
-            "mssr/prompts_tracked": int(self.mssr.seen.sum()),
-        }
-        logger.info("MSSR baseline update: %s", self.last_mssr_metrics)
+            self.last_mssr_metrics["mssr/kl"] = kl
 
     def state_dict(self) -> dict:
+        """The baselines for verl's ``data.pt``, after folding in this step's rewards (verl saves mid-step)."""
+        self._fold_pending()
         return {"mssr": self.mssr.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore the baselines saved in verl's ``data.pt``.
+        """Restore the baselines saved in verl's ``data.pt`` on resume.
 
-        verl 0.7.1 writes the checkpoint of step k *before* ``on_batch_end`` of step k, so the restored state
-        holds steps 1..k-1: the prompts of batch k resume without that one observation (they are initialised
-        again at their next visit if it was their first).
+        The checkpoint of step k holds the Betas through step k; its KL window lacks step k's KL (observed
+        in ``on_batch_end``, after the save), so only the adaptive rho of the following steps can differ
+        slightly from an uninterrupted run's.
         """
         if "mssr" not in state:
             raise KeyError(f"MSSRDataset.load_state_dict: no 'mssr' entry in the saved dataset state {sorted(state)}")
+        _PENDING.pop(self.mssr_token, None)
         self.mssr.load_state_dict(state["mssr"])
