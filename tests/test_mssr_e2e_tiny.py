@@ -2,8 +2,8 @@
 
 ``pytest -m e2e tests/test_mssr_e2e_tiny.py``. The recipe trains 2 steps with rollout.n=1 through
 ``python -m verl.trainer.main_ppo`` and resumes for a third. Checked against what verl wrote (file-logger
-metrics, ``data.pt``): the ``mssr`` loss ran in the actor worker (its metrics arrive), the driver's
-``mssr`` advantages equal the batch-normalised rewards worked out here, and each ``data.pt`` (also the one
+metrics, ``data.pt``): the ``mssr`` loss ran in the actor worker (its metrics arrive), the estimator's
+``mssr/*`` metrics reach verl's logger, the driver's ``mssr`` advantages equal the batch-normalised rewards worked out here, and each ``data.pt`` (also the one
 the resumed run wrote) holds the baselines of every step up to its own, initialised with N0 = 8 from the
 logged scores.
 """
@@ -60,8 +60,10 @@ def test_loss_ran_in_worker_and_advantages_match(work):
     steps = {**metrics(work, 1), **metrics(work, 2)}
     assert sorted(steps) == [1, 2, 3]
     for step, m in steps.items():
-        assert "actor/mssr_bonus_mean" in m and "actor/mssr_bonus_capped_frac" in m, step
+        assert "actor/mssr_bonus_mean" in m and "actor/mssr_bonus_capped_frac" in m, step  # from the worker
         assert m["critic/advantages/mean"] == pytest.approx(0.0, abs=1e-5)
+        # from the driver's estimator: 16 rows, 4 distinct per step, every step a first visit
+        assert (m["mssr/rho"], m["mssr/first_visit_rows"], m["mssr/prompts_tracked"]) == (0.9, BATCH, BATCH * step)
     # step 2's prompts are all first visits (4 + 4 distinct of 16 rows): baseline = batch-mean reward
     hi, lo = normalised_extremes(steps[2]["critic/score/mean"])
     assert steps[2]["critic/advantages/max"] == pytest.approx(hi, abs=1e-4)

@@ -62,6 +62,13 @@ def rollout_step(batch_dict, rewards_of, seed):
     return batch
 
 
+def fit(batch, config):
+    """Named like ``RayPPOTrainer.fit``: the estimator publishes its ``mssr/*`` metrics into this ``metrics``."""
+    metrics = {}
+    batch = compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=config.algorithm)
+    return batch, metrics
+
+
 def expected_advantage(r, v):
     v = np.where(np.isnan(v), r.mean(), v)
     d = r - v
@@ -105,16 +112,18 @@ def test_two_epochs_through_compute_advantage_and_on_batch_end(config):
             else:
                 assert v == pytest.approx(dataset.mssr.values(index))
                 assert np.isfinite(v).all()
-            batch = compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=config.algorithm)
+            batch, metrics = fit(batch, config)
+            # the baselines are already updated (before verl would save); rho from the KL of earlier steps
+            assert metrics["mssr/rho"] == pytest.approx(rho if step > 1 else 0.96, rel=1e-5)
+            assert metrics["mssr/first_visit_rows"] == (4 if epoch == 0 else 0)
+            assert metrics["mssr/prompts_tracked"] == min(4 * step, 8)
             r = batch.batch["token_level_scores"].sum(-1).numpy().astype(np.float64)
             adv = batch.batch["advantages"]
             mask = batch.batch["response_mask"].bool()
             assert adv[:, 0].numpy() == pytest.approx(expected_advantage(r, v), rel=1e-4, abs=1e-5)
             assert torch.all(adv[~mask] == 0) and torch.all(adv == adv[:, :1] * mask)
             dataset.on_batch_end(batch)
-            assert dataset.last_mssr_metrics["mssr/kl"] == pytest.approx(kl, rel=1e-5)
-            # rho of step k's update comes from the KL of steps before k; none before step 1: rho_max
-            assert dataset.last_mssr_metrics["mssr/rho"] == pytest.approx(rho if step > 1 else 0.96, rel=1e-5)
+            assert list(dataset.mssr.kl_history) == pytest.approx([kl] * step, rel=1e-5)
     assert step == 4
     # every prompt: initialised from its epoch-0 reward r (N0 = 8), then one forgetting update with the same r
     r = np.array([rates[i] for i in range(8)])
@@ -194,6 +203,11 @@ def test_clear_errors(config, monkeypatch):
     kl_in_reward.use_kl_in_reward = True
     with pytest.raises(ValueError, match="use_kl_in_reward=False"):
         compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=kl_in_reward)
+    stray = batch.batch["reward_baselines"].clone()
+    stray[:, 2] = 999
+    with pytest.raises(RuntimeError, match="token 999"):
+        verl_mssr.compute_mssr_outcome_advantage(token_level_rewards=batch.batch["token_level_rewards"],
+                                                 response_mask=batch.batch["response_mask"], reward_baselines=stray)
     batch = compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=config.algorithm)
     batch.pop(batch_keys=["ref_log_prob"])
     with pytest.raises(KeyError, match="use_kl_loss=True"):

@@ -16,13 +16,12 @@ row is.  Tensor columns a dataset emits do ride along the whole step, and ``comp
 ``reward_baselines`` column to custom estimators.  With ``data.dataloader_num_workers=0`` the dataset runs in
 the driver (TaskRunner) and each batch is fetched when the step starts, so ``__getitem__`` writes per row
 ``reward_baselines = [v, position, dataset token]`` (``v`` is NaN when the prompt was never seen).  The
-estimator computes ``r - v`` and leaves the step's ``(positions, rewards)`` for the dataset named by the
-token; the dataset folds them into its Betas at its next touch in the driver: ``state_dict`` (verl's
-checkpoint save, later in the same step), ``on_batch_end`` (end of the step) or the next ``__getitem__``.
-So a checkpoint written at step k holds the baselines through step k, the last step of a run included
-(``fit`` returns before ``on_batch_end`` on its last step).  ``on_batch_end`` also feeds the KL window with
-the step's KL (``old_log_probs`` vs ``ref_log_prob``); the rho for step k's update is that of steps
-k-window..k-1.  The state is checkpointed as the dataset's ``state_dict`` inside verl's ``data.pt``
+estimator computes ``r - v`` and at once folds the step's rewards into the Betas of the dataset named by
+the token (a driver-side registry), before verl saves the step's checkpoint: a checkpoint written at step k
+holds the baselines through step k, the last step of a run included (``fit`` returns before
+``on_batch_end`` on its last step).  ``on_batch_end`` feeds the KL window with the step's KL
+(``old_log_probs`` vs ``ref_log_prob``), so the rho of step k's update is that of steps k-window..k-1.
+The estimator adds ``mssr/*`` entries to verl's step metrics (``vade_verl.verl_metrics``).  The state is checkpointed as the dataset's ``state_dict`` inside verl's ``data.pt``
 (``StatefulDataLoader`` saves a ``Stateful`` dataset).
 
 Where the entropy comes from: verl 0.7.1 pops the old-log-prob pass's ``entropys`` before advantages are
@@ -44,7 +43,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections import defaultdict
+import weakref
 from typing import Any, Optional
 
 import numpy as np
@@ -59,6 +58,7 @@ from vade_verl.mssr import (
     sampled_token_entropy,
     shape_advantages,
 )
+from vade_verl.verl_metrics import publish_to_fit_metrics
 from verl.trainer.ppo.core_algos import (
     compute_policy_loss_vanilla,
     kl_penalty,
@@ -75,8 +75,8 @@ NAME = "mssr"
 BASELINE_KEY = "reward_baselines"  # per row: [v (NaN if unseen), dataset position, dataset token]
 ENV_PREFIX = "VADE_MSSR_"
 
-# Driver-side hand-over from the estimator to the dataset that built the rows: token -> [(positions, rewards)].
-_PENDING: dict = defaultdict(list)
+# Driver-side registry: the estimator finds the dataset that built a batch's rows by the token in their column.
+_DATASETS: "weakref.WeakValueDictionary[int, MSSRDataset]" = weakref.WeakValueDictionary()
 _TOKENS = itertools.count(1)
 
 
@@ -105,7 +105,8 @@ def compute_mssr_outcome_advantage(
     """MSSR advantage ``A = normalise_batch(r - v)`` on the driver (:func:`vade_verl.mssr.baseline_advantages`).
 
     ``reward_baselines`` is the ``[v, position, token]`` column written by :class:`MSSRDataset`; the
-    rows' rewards are handed to that dataset for its baseline update.  The std scaling follows
+    rows' rewards then update that dataset's baselines (:meth:`MSSRDataset.observe_rewards`), and
+    ``mssr/*`` metrics are added to verl's step metrics.  The std scaling follows
     ``algorithm.norm_adv_by_std_in_grpo`` (default True).  Entropy shaping happens later, in the ``mssr``
     policy loss.  Returns ``(advantages, returns)``, both ``(batch, response_length)``.
     """
@@ -127,12 +128,20 @@ def compute_mssr_outcome_advantage(
     advantages, fallback_rows = baseline_advantages(
         sequence_rewards, reward_baselines[:, 0], response_mask, scale_by_std=scale
     )
-    if fallback_rows:
-        logger.info("MSSR: %d of %d rows had no baseline yet (first visit): batch-mean reward used",
-                    fallback_rows, sequence_rewards.shape[0])
-    _PENDING[int(tokens[0])].append(
-        (reward_baselines[:, 1].long().cpu().numpy(), sequence_rewards.detach().double().cpu().numpy())
+    dataset = _DATASETS.get(int(tokens[0]))
+    if dataset is None:
+        raise RuntimeError(
+            f"MSSR: the MSSRDataset that built these rows (token {int(tokens[0])}) is not in this process; the "
+            "estimator runs in verl's driver, where the dataset must be read (data.dataloader_num_workers=0)"
+        )
+    metrics = dataset.observe_rewards(
+        reward_baselines[:, 1].long().cpu().numpy(), sequence_rewards.detach().double().cpu().numpy()
     )
+    known = ~torch.isnan(reward_baselines[:, 0])
+    metrics["mssr/first_visit_rows"] = fallback_rows
+    metrics["mssr/baseline_mean"] = float(reward_baselines[known, 0].mean()) if known.any() else float("nan")
+    if not publish_to_fit_metrics(metrics):
+        logger.info("MSSR step: %s", metrics)
     return advantages, advantages
 
 
@@ -209,7 +218,7 @@ class MSSRDataset(RLHFDataset):
 
     Each row gains the tensor column ``reward_baselines = [v, position, token]``: the prompt's current
     baseline (NaN if never seen), its position in this dataset (the key of the state) and this dataset's
-    token (so the estimator's hand-over reaches this instance, not the validation set's).  Needs
+    token (so the estimator updates this instance, not the validation set's).  Needs
     ``data.dataloader_num_workers=0`` so that rows are built in the driver from the live state.
     """
 
@@ -217,24 +226,20 @@ class MSSRDataset(RLHFDataset):
         super().__init__(*args, **kwargs)
         self.mssr = MSSRBaselineState(len(self), baseline_config_from_data_config(self.config))
         self.mssr_token = next(_TOKENS)
-        self.mssr_updates_this_step = 0
-        self.last_mssr_metrics: dict = {}
+        self.mssr_updated_this_step = False
+        _DATASETS[self.mssr_token] = self
 
-    def _fold_pending(self) -> int:
-        """Apply the estimator's hand-over(s) for this dataset: one forget-and-add update per step."""
-        steps = _PENDING.pop(self.mssr_token, [])
-        for positions, rewards in steps:
-            rho = self.mssr.current_rho()
-            counts = self.mssr.update(positions, rewards, rho)
-            self.last_mssr_metrics = {
-                "mssr/rho": rho,
-                "mssr/prompts_initialised": counts["initialised"],
-                "mssr/prompts_updated": counts["updated"],
-                "mssr/prompts_tracked": int(self.mssr.seen.sum()),
-            }
-            logger.info("MSSR baseline update: %s", self.last_mssr_metrics)
-        self.mssr_updates_this_step += len(steps)
-        return len(steps)
+    def observe_rewards(self, positions: np.ndarray, rewards: np.ndarray) -> dict:
+        """One step's rewards (from the ``mssr`` estimator): one forget-and-add update; returns metrics."""
+        rho = self.mssr.current_rho()
+        counts = self.mssr.update(positions, rewards, rho)
+        self.mssr_updated_this_step = True
+        return {
+            "mssr/rho": rho,
+            "mssr/prompts_initialised": counts["initialised"],
+            "mssr/prompts_updated": counts["updated"],
+            "mssr/prompts_tracked": int(self.mssr.seen.sum()),
+        }
 
     def __getitem__(self, item):
         if torch.utils.data.get_worker_info() is not None:
@@ -242,31 +247,25 @@ class MSSRDataset(RLHFDataset):
                 "MSSRDataset must be read in the driver, where its baselines are updated: "
                 "set data.dataloader_num_workers=0"
             )
-        self._fold_pending()
         row = super().__getitem__(item)
         v = self.mssr.values(np.array([item]))[0]
         row[BASELINE_KEY] = torch.tensor([v, float(item), float(self.mssr_token)], dtype=torch.float64)
         return row
 
     def on_batch_end(self, batch: Any) -> None:
-        """End of a step (``RayPPOTrainer.fit``, verl 0.7.1): fold the step's rewards if the checkpoint save
-        has not already, then push the step's KL into the window (it shapes the next steps' rho)."""
-        if BASELINE_KEY not in batch.batch.keys():
-            raise KeyError(f"MSSR on_batch_end: batch has no '{BASELINE_KEY}' column (rows not built by MSSRDataset?)")
-        self._fold_pending()
-        if self.mssr_updates_this_step == 0:
+        """End of a step (``RayPPOTrainer.fit``, verl 0.7.1): push the step's KL into the window (it shapes
+        the rho of the following steps); fail if the ``mssr`` estimator did not update the baselines."""
+        if not self.mssr_updated_this_step:
             raise RuntimeError(
-                "MSSRDataset: no rewards were handed over this step; it needs algorithm.adv_estimator=mssr"
+                "MSSRDataset: its baselines were not updated this step; it needs algorithm.adv_estimator=mssr"
             )
-        self.mssr_updates_this_step = 0
+        self.mssr_updated_this_step = False
         if self.mssr.config.rho is None:
             kl = batch_kl_to_reference(batch)
             self.mssr.observe_kl(kl)
-            self.last_mssr_metrics["mssr/kl"] = kl
+            logger.info("MSSR: step KL to reference %.6g, rho for the next update %.6g", kl, self.mssr.current_rho())
 
     def state_dict(self) -> dict:
-        """The baselines for verl's ``data.pt``, after folding in this step's rewards (verl saves mid-step)."""
-        self._fold_pending()
         return {"mssr": self.mssr.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -278,5 +277,4 @@ class MSSRDataset(RLHFDataset):
         """
         if "mssr" not in state:
             raise KeyError(f"MSSRDataset.load_state_dict: no 'mssr' entry in the saved dataset state {sorted(state)}")
-        _PENDING.pop(self.mssr_token, None)
         self.mssr.load_state_dict(state["mssr"])
