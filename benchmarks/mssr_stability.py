@@ -157,8 +157,8 @@ def main(argv=None) -> dict:
     names = list(arms)
     print(f"{'steps':>9} | " + " | ".join(f"{n[:4]} reward  {n[:4]} entropy" for n in names))
     for s in range(0, args.steps, args.window):
-        cells = [f"{mean[n]['reward'][s:s + args.window].mean():11.3f}  {mean[n]['entropy'][s:s + args.window].mean():12.3f}"
-                 for n in names]
+        window = slice(s, s + args.window)
+        cells = [f"{mean[n]['reward'][window].mean():11.3f}  {mean[n]['entropy'][window].mean():12.3f}" for n in names]
         print(f"{s:4d}-{min(s + args.window, args.steps) - 1:<4d} | " + " | ".join(cells))
     print()
     print(ascii_figure({n: smooth(mean[n]["reward"]) for n in names}, title="batch reward (mean over seeds, smoothed)"))
@@ -180,8 +180,8 @@ def main(argv=None) -> dict:
               f"+- {se(ent):.3f}; prompts locked on a wrong answer {collapsed.mean():.3f} +- {se(collapsed):.3f}; "
               f"greedy solved {solved.mean():.3f}")
         summary[n]["collapsed_runs"] = int((collapsed > 0.5).sum())
-        print(f"{'':22s} locked-on-wrong share per seed: {np.array2string(collapsed, precision=2)}; "
-              f"collapsed runs (> half the prompts locked on a wrong answer): {int((collapsed > 0.5).sum())}/{len(runs)}")
+        print(f"{'':22s} locked-on-wrong share per seed: {np.array2string(collapsed, precision=2)}; collapsed runs "
+              f"(> half the prompts locked on a wrong answer): {summary[n]['collapsed_runs']}/{len(runs)}")
     print(f"({time.time() - start:.0f} s on CPU)")
     if args.png:
         import matplotlib

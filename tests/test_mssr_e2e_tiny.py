@@ -1,11 +1,11 @@
-"""End to end: verl's own trainer runs MSSR on CPU (recipes/mssr/run_tiny_cpu.sh, about 6 minutes).
+"""End to end: verl's own trainer runs MSSR on CPU (recipes/mssr/run_tiny_cpu.sh, 2-5 minutes).
 
 ``pytest -m e2e tests/test_mssr_e2e_tiny.py``. The recipe trains 2 steps with rollout.n=1 through
 ``python -m verl.trainer.main_ppo`` and resumes for a third. Checked against what verl wrote (file-logger
 metrics, ``data.pt``): the ``mssr`` loss ran in the actor worker (its metrics arrive), the estimator's
-``mssr/*`` metrics reach verl's logger, the driver's ``mssr`` advantages equal the batch-normalised rewards worked out here, and each ``data.pt`` (also the one
-the resumed run wrote) holds the baselines of every step up to its own, initialised with N0 = 8 from the
-logged scores.
+``mssr/*`` metrics reach verl's logger, the driver's ``mssr`` advantages equal the batch-normalised
+rewards worked out here, and each ``data.pt`` (also the one the resumed run wrote) holds the baselines of
+every step up to its own, initialised with N0 = 8 from the logged scores.
 """
 
 import json

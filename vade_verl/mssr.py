@@ -48,7 +48,9 @@ class MSSRBaselineConfig:
 
     def __post_init__(self):
         if not 0.0 < self.rho_min <= self.rho_max < 1.0:
-            raise ValueError(f"MSSR needs 0 < rho_min <= rho_max < 1, got rho_min={self.rho_min}, rho_max={self.rho_max}")
+            raise ValueError(
+                f"MSSR needs 0 < rho_min <= rho_max < 1, got rho_min={self.rho_min}, rho_max={self.rho_max}"
+            )
         if not self.target_kl > 0.0:
             raise ValueError(f"MSSR target_kl must be > 0, got {self.target_kl}")
         if self.kl_window < 1:

@@ -21,7 +21,8 @@ the token (a driver-side registry), before verl saves the step's checkpoint: a c
 holds the baselines through step k, the last step of a run included (``fit`` returns before
 ``on_batch_end`` on its last step).  ``on_batch_end`` feeds the KL window with the step's KL
 (``old_log_probs`` vs ``ref_log_prob``), so the rho of step k's update is that of steps k-window..k-1.
-The estimator adds ``mssr/*`` entries to verl's step metrics (``vade_verl.verl_metrics``).  The state is checkpointed as the dataset's ``state_dict`` inside verl's ``data.pt``
+The estimator adds ``mssr/*`` entries to verl's step metrics (``vade_verl.verl_metrics``).
+The state is checkpointed as the dataset's ``state_dict`` inside verl's ``data.pt``
 (``StatefulDataLoader`` saves a ``Stateful`` dataset).
 
 Where the entropy comes from: verl 0.7.1 pops the old-log-prob pass's ``entropys`` before advantages are
