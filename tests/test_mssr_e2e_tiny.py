@@ -42,8 +42,15 @@ def work(tmp_path_factory):
 
 
 def metrics(work, run):
+    """Training-step rows of verl's file logger (validation rows, logged at the resume step, left out)."""
     rows = [json.loads(line) for line in (work / f"metrics_run{run}.jsonl").read_text().splitlines()]
-    return {row["step"]: row["data"] for row in rows}
+    return {row["step"]: row["data"] for row in rows if "critic/score/mean" in row["data"]}
+
+
+@pytest.mark.e2e
+def test_validation_ran_on_mssr_rows(work):
+    rows = [json.loads(line) for line in (work / "metrics_run1.jsonl").read_text().splitlines()]
+    assert any(row["step"] == 0 and any(k.startswith("val-") for k in row["data"]) for row in rows)
 
 
 def normalised_extremes(score_mean):

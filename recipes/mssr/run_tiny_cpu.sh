@@ -2,7 +2,8 @@
 # End-to-end smoke run of MSSR in verl 0.7.1's own trainer on CPU: recipes/mssr/run_mssr_geo3k.sh with
 # the tiny random Qwen2 and counting task of vade_verl/tiny (the CPU setup of recipes/ci/run_tiny_cpu.sh:
 # hf rollout, FSDP2 on gloo). Trains STEPS steps with n=1, the Beta baseline and the mssr loss, then
-# restarts and resumes from the checkpoint for one step. No reference policy here: verl 0.7.1 builds the
+# restarts and resumes from the checkpoint for one step; validation runs before training (MSSRDataset rows
+# in verl's _validate). No reference policy here: verl 0.7.1 builds the
 # FSDP2 reference with CPUOffloadPolicy(pin_memory=True), which needs an accelerator, so this CPU run turns
 # the KL loss off and fixes rho (+data.mssr.rho=0.9); the KL-adaptive rho is covered by the unit tests.
 #
@@ -47,7 +48,7 @@ run() {  # $1 = total_training_steps
     trainer.device=cuda \
     trainer.logger='[console,file]' \
     trainer.default_local_dir="$WORK/ckpt" \
-    trainer.val_before_train=False \
+    trainer.val_before_train=True \
     trainer.test_freq=-1 \
     trainer.save_freq="$STEPS" \
     trainer.resume_mode=auto \
