@@ -16,9 +16,10 @@ reason (exit 1):
 2. What verl's ``main_ppo`` does before starting Ray: the legacy-reward migration (0.7),
    resolving every interpolation, ``verl.utils.config.validate_config`` (actor dataclass, batch
    divisibility, micro-batch settings), and for ``vade_verl.verl09.main_ppo`` its ``check_config``.
-3. verl's dataclasses for ``algorithm`` and ``actor_rollout_ref.rollout`` (``_target_`` nodes),
+3. verl's ``RolloutConfig`` dataclass for ``actor_rollout_ref.rollout`` (as the workers build it),
    and the registries: ``algorithm.adv_estimator`` and ``policy_loss.loss_mode`` must name a
-   registered estimator / loss (after importing ``actor_rollout_ref.model.external_lib``).
+   registered estimator / loss, after importing what verl would (``VERL_USE_EXTERNAL_MODULES``,
+   ``actor_rollout_ref.model.external_lib``, ``data.custom_cls``).
 4. ``data.sampler.vade`` options given to a sampler other than ``VADESampler`` are an error.
 5. The sampler, built by the trainer's own ``create_rl_sampler`` (verl's, or
    ``vade_verl.verl09.main_ppo``'s on 0.9) on the dataset of ``data.train_files`` read by verl's
@@ -118,18 +119,34 @@ def validate_like_main_ppo(config, dapo: bool):
     return config
 
 
+def import_configured_modules(config) -> None:
+    """Import what registers plug-ins in verl's processes: ``VERL_USE_EXTERNAL_MODULES`` (from the
+    environment or the config's Ray ``runtime_env``), ``actor_rollout_ref.model.external_lib`` and
+    the module of ``data.custom_cls`` (which verl loads in the driver)."""
+    from verl.utils.import_utils import load_extern_object
+
+    listed = OmegaConf.select(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES")
+    for modules in (os.environ.get("VERL_USE_EXTERNAL_MODULES"), listed):
+        for name in str(modules or "").split(","):
+            if name.strip():
+                importlib.import_module(name.strip())
+    external_lib = config.actor_rollout_ref.model.get("external_lib")
+    if external_lib:
+        importlib.import_module(external_lib)
+    custom_cls = config.data.get("custom_cls") or {}
+    if custom_cls.get("path"):
+        load_extern_object(custom_cls.path, custom_cls.name)
+
+
 def validate_dataclasses_and_registries(config) -> None:
     """Step 3 of the module docstring."""
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn, get_policy_loss_fn
     from verl.utils.config import omega_conf_to_dataclass
 
-    external_lib = config.actor_rollout_ref.model.get("external_lib")
-    if external_lib:
-        importlib.import_module(external_lib)
-    for key in ("algorithm", "actor_rollout_ref.rollout"):
-        node = OmegaConf.select(config, key)
-        if node is not None and "_target_" in node:
-            omega_conf_to_dataclass(node)
+    import_configured_modules(config)
+    # the workers build RolloutConfig from this node (verl 0.7.1 fsdp_workers.py); ``algorithm`` is
+    # read as a DictConfig, so extra keys there (+algorithm.diva.*) are legal and not checked here
+    omega_conf_to_dataclass(config.actor_rollout_ref.rollout)
     get_adv_estimator_fn(config.algorithm.adv_estimator)
     get_policy_loss_fn(config.actor_rollout_ref.actor.policy_loss.loss_mode)
 

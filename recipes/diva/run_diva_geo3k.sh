@@ -21,6 +21,7 @@
 #   SAMPLER [default]: "vade" adds VADE's Thompson-sampling sampler (DIVA advantage + VADE sampler).
 #   PROJECT [vade_diva]  EXPERIMENT [diva_geo3k]  PYTHON [python3]
 #   PRINT_OVERRIDES=1: print the Hydra overrides, one per line, and exit (used by the tests).
+#   DRY_RUN=1: compose and validate the full config, build the sampler on CPU, exit (no Ray, no model).
 set -euo pipefail
 
 MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-VL-7B-Instruct}"
@@ -107,5 +108,8 @@ OVERRIDES=(
 if [ "${PRINT_OVERRIDES:-0}" = 1 ]; then
   printf '%s\n' "${OVERRIDES[@]}" "$@"
   exit 0
+fi
+if [ "${DRY_RUN:-0}" = 1 ]; then  # compose + validate the full config, build the sampler, exit (docs/recipes.md)
+  exec "$PYTHON" -m vade_verl.dryrun "${OVERRIDES[@]}" "$@"
 fi
 exec "$PYTHON" -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"

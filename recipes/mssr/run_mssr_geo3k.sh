@@ -14,6 +14,7 @@
 #   MSSR_RHO_MIN [0.875]  MSSR_RHO_MAX [0.96]  MSSR_TARGET_KL [0.01]  MSSR_KL_WINDOW [20]  (baseline)
 #   PROJECT [vade_mssr]  EXPERIMENT [mssr_geo3k]  PYTHON [python3]
 #   PRINT_OVERRIDES=1: print the Hydra overrides, one per line, and exit (used by the tests).
+#   DRY_RUN=1: compose and validate the full config, build the sampler on CPU, exit (no Ray, no model).
 set -euo pipefail
 
 MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-VL-7B-Instruct}"
@@ -109,5 +110,8 @@ OVERRIDES=(
 if [ "${PRINT_OVERRIDES:-0}" = 1 ]; then
   printf '%s\n' "${OVERRIDES[@]}" "$@"
   exit 0
+fi
+if [ "${DRY_RUN:-0}" = 1 ]; then  # compose + validate the full config, build the sampler, exit (docs/recipes.md)
+  exec "$PYTHON" -m vade_verl.dryrun "${OVERRIDES[@]}" "$@"
 fi
 exec "$PYTHON" -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"
