@@ -12,16 +12,14 @@ the end check the tiny pieces (task, reward, tokenizer, rollout server) in secon
 """
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from recipe_run import run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "ci" / "run_tiny_cpu.sh"
@@ -32,29 +30,10 @@ L1, L2 = 0.2, 0.999  # +data.sampler.vade.l1 / l2 in the recipe
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny_cpu")
-    env = dict(os.environ, STEPS=str(STEPS), PYTHON=sys.executable)
-    env.pop("RAY_ADDRESS", None)
     start = time.monotonic()
-    # own process group, so that a timeout also ends the trainer and the Ray processes it started
-    proc = subprocess.Popen(
-        ["bash", str(RECIPE), str(work)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"recipe did not finish in 900 s; tail:\n{out[-4000:]}")
-    wall = time.monotonic() - start
-    print(f"recipe wall time: {wall:.0f} s")
+    out = run_recipe(RECIPE, work, STEPS)
+    print(f"recipe wall time: {time.monotonic() - start:.0f} s")
     (work / "recipe.out").write_text(out)
-    assert proc.returncode == 0, f"recipe failed (rc={proc.returncode}); tail:\n{out[-4000:]}"
     return work
 
 

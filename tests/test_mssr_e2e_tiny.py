@@ -9,15 +9,13 @@ every step up to its own, initialised with N0 = 8 from the logged scores.
 """
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from recipe_run import run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "mssr" / "run_tiny_cpu.sh"
@@ -27,17 +25,7 @@ BATCH = 4
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     work = tmp_path_factory.mktemp("mssr_tiny")
-    env = dict(os.environ, STEPS="2", PYTHON=sys.executable)
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen(["bash", str(RECIPE), str(work)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"recipe did not finish in 900 s; tail:\n{out[-4000:]}")
-    assert proc.returncode == 0, f"recipe failed (rc={proc.returncode}); tail:\n{out[-4000:]}"
+    run_recipe(RECIPE, work, 2)
     return work
 
 
