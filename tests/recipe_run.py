@@ -40,3 +40,15 @@ def run_recipe(recipe: Path, work: Path, steps: int) -> str:
     if proc.returncode != 0:
         raise RecipeFailed(f"recipe failed (rc={proc.returncode}); tail:\n{out[-4000:]}")
     return out
+
+
+def recipe_overrides(recipe: Path, env=None, *extra) -> list:
+    """The Hydra overrides a recipe would pass to the trainer (its ``PRINT_OVERRIDES=1`` mode)."""
+    out = subprocess.run(
+        ["bash", str(recipe), *extra],
+        env={**os.environ, "PRINT_OVERRIDES": "1", **(env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.splitlines()

@@ -7,6 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import verl
+from recipe_run import recipe_overrides
 from verl.utils.config import omega_conf_to_dataclass
 from vade_verl.diva_grpo import DivaAdvantageConfig
 
@@ -15,21 +16,13 @@ RECIPE = os.path.join(ROOT, "recipes", "diva", "run_diva_geo3k.sh")
 CONFIG_DIR = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
 
 
-def recipe_overrides(env=None, *extra):
-    out = subprocess.run(
-        ["bash", RECIPE, *extra], env={**os.environ, "PRINT_OVERRIDES": "1", **(env or {})},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.splitlines()
-
-
 def _compose(overrides):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose(config_name="ppo_trainer", overrides=overrides)
 
 
 def test_recipe_composes_with_paper_settings():
-    cfg = _compose(recipe_overrides({"DIVA_K": "0.2"}, "trainer.total_training_steps=7"))
+    cfg = _compose(recipe_overrides(RECIPE, {"DIVA_K": "0.2"}, "trainer.total_training_steps=7"))
     rollout, actor = cfg.actor_rollout_ref.rollout, cfg.actor_rollout_ref.actor
     assert cfg.algorithm.adv_estimator == "diva_grpo" and rollout.n == 5
     assert DivaAdvantageConfig.from_mapping(cfg.algorithm.diva) == DivaAdvantageConfig(k=0.2)
@@ -46,8 +39,8 @@ def test_recipe_composes_with_paper_settings():
 
 
 def test_recipe_combines_with_vade_sampler():
-    cfg = _compose(recipe_overrides({"SAMPLER": "vade"}))
+    cfg = _compose(recipe_overrides(RECIPE, {"SAMPLER": "vade"}))
     assert (cfg.data.sampler.class_path, cfg.data.sampler.class_name) == ("pkg://vade_verl.sampler", "VADESampler")
     assert cfg.algorithm.adv_estimator == "diva_grpo"
     with pytest.raises(subprocess.CalledProcessError):
-        recipe_overrides({"SAMPLER": "dapo"})
+        recipe_overrides(RECIPE, {"SAMPLER": "dapo"})

@@ -1,11 +1,11 @@
 """The MSSR recipe's Hydra overrides compose with verl 0.7.1's own ppo_trainer config."""
 
 import os
-import subprocess
 
 from hydra import compose, initialize_config_dir
 
 import verl
+from recipe_run import recipe_overrides
 from verl.utils.config import omega_conf_to_dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -13,16 +13,8 @@ RECIPE = os.path.join(ROOT, "recipes", "mssr", "run_mssr_geo3k.sh")
 CONFIG_DIR = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
 
 
-def recipe_overrides(env=None, *extra):
-    out = subprocess.run(
-        ["bash", RECIPE, *extra], env={**os.environ, "PRINT_OVERRIDES": "1", **(env or {})},
-        capture_output=True, text=True, check=True,
-    )
-    return out.stdout.splitlines()
-
-
 def test_recipe_composes_with_paper_settings():
-    overrides = recipe_overrides({"MSSR_ALPHA": "0.3"}, "trainer.total_training_steps=7")
+    overrides = recipe_overrides(RECIPE, {"MSSR_ALPHA": "0.3"}, "trainer.total_training_steps=7")
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose(config_name="ppo_trainer", overrides=overrides)
     rollout, actor = cfg.actor_rollout_ref.rollout, cfg.actor_rollout_ref.actor
