@@ -144,9 +144,13 @@ def test_approximate_resume_without_the_record_warns_and_continues(train_file, t
     resumed = make_train_loader(config)
     resumed.load_state_dict(state)
     with caplog.at_level(logging.WARNING, logger="vade_verl.sampler"):
-        next(iter(resumed))
+        batch_dict = next(iter(resumed))
     assert "batch 1 was selected and before its rewards reached the sampler" in caplog.text
-    assert resumed.sampler.state.num_selections == 2 and resumed.sampler.state.num_updates == 0
+    # the missing step counts as one without evidence, so the next step's update completes the next checkpoint
+    sampler = resumed.sampler
+    assert (sampler.state.num_selections, sampler.state.num_updates) == (2, 1) and not sampler.state.alpha.any()
+    feed(sampler, build_rollout_batch(batch_dict, ROLLOUT_N, np.ones(BATCH * ROLLOUT_N)))
+    assert sampler.state.num_updates == 2 and sampler.state.alpha.sum() == BATCH * ROLLOUT_N
 
 
 @pytest.mark.parametrize("resume", ["exact", "approximate"])

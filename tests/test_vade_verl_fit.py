@@ -78,6 +78,34 @@ def evidence(stub):
     return counts
 
 
+def hand_posteriors(calls, correct, l1=0.2, l2=0.999):
+    """{row id: (alpha, beta)} by the two-scale decay (paper Sec. 3.3), from each step's correct answers.
+
+    A step that rolls a sample out applies l1 and adds its correct answers (successes) and wrong ones
+    (trials - successes); every other step applies l2. ``correct(ids, step)`` gives 0/1 per rollout row.
+    """
+    by_step = {step: (ids, correct(ids, step)) for step, ids, _ in calls}
+    posteriors = {}
+    for rid in ROW_IDS.tolist():
+        alpha = beta = 0.0
+        for step in sorted(by_step):
+            ids, c = by_step[step]
+            got = c[ids == rid]
+            if got.size:
+                alpha, beta = l1 * alpha + got.sum(), l1 * beta + got.size - got.sum()
+            else:
+                alpha, beta = l2 * alpha, l2 * beta
+        posteriors[rid] = (alpha, beta)
+    return posteriors
+
+
+def assert_posteriors(sampler, expected):
+    for rid, (alpha, beta) in expected.items():
+        (position,) = sampler.positions_of([rid])
+        assert sampler.state.alpha[position] == pytest.approx(alpha, abs=1e-9)
+        assert sampler.state.beta[position] == pytest.approx(beta, abs=1e-9)
+
+
 TOTAL = 8
 
 
@@ -88,6 +116,8 @@ def reference(train_file, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("reference")
     trainer, stub = run_fit(monkeypatch, config_for(train_file, run_dir, TOTAL, save_freq=3), run_dir / "log.jsonl")
     monkeypatch.undo()
+    # each step's evidence counted once, saved steps (3, 6, 8: applied at the save) included
+    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(stub.calls, correct_of))
     return selections(stub), trainer.train_dataloader.sampler.state
 
 
@@ -169,27 +199,9 @@ def dapo_scores(ids, step):
 
 @pytest.mark.parametrize("score_of", [geo3k_scores, geo3k_scores_without_extras, dapo_scores])
 def test_the_default_counts_correct_answers_of_verls_scorers(train_file, tmp_path, monkeypatch, score_of):
-    steps = 2
-    trainer, stub = run_fit(monkeypatch, config_for(train_file, tmp_path, steps), tmp_path / "log.jsonl", score_of=score_of)
-    sampler = trainer.train_dataloader.sampler
-    correct = {}
-    for step, ids, _ in stub.calls:
-        for rid, c in zip(ids.tolist(), correct_of(ids, step).tolist()):
-            correct.setdefault(rid, []).append((step, c))
-    l2 = sampler.config.l2
-    for rid, outcomes in correct.items():
-        # by hand (paper Sec. 3.3): a step that rolls the sample out applies l1 and adds its correct
-        # answers (successes) and wrong ones (trials - successes); every other step applies l2
-        (position,) = sampler.positions_of([rid])
-        alpha = beta = 0.0
-        for step in range(1, steps + 1):
-            got = [c for s, c in outcomes if s == step]
-            if got:
-                alpha, beta = sampler.config.l1 * alpha + sum(got), sampler.config.l1 * beta + len(got) - sum(got)
-            else:
-                alpha, beta = l2 * alpha, l2 * beta
-        assert sampler.state.alpha[position] == pytest.approx(alpha)
-        assert sampler.state.beta[position] == pytest.approx(beta)
+    config = config_for(train_file, tmp_path, 3, save_freq=2)  # step 2's update is applied at its save
+    trainer, stub = run_fit(monkeypatch, config, tmp_path / "log.jsonl", score_of=score_of)
+    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(stub.calls, correct_of))
 
 
 def test_a_reward_auto_cannot_read_fails_at_the_first_update_naming_the_option(train_file, tmp_path, monkeypatch):

@@ -293,11 +293,13 @@ class VADESampler(AbstractCurriculumSampler):
         )
         if self.config.resume == "approximate":
             logger.warning(
-                "%s. Continuing without that step's evidence (%s.resume=approximate): the batches from here "
-                "on differ from an uninterrupted run's",
+                "%s. Continuing as if that step's rollouts brought no evidence (%s.resume=approximate: every "
+                "sample decays by l2): the batches from here on differ from an uninterrupted run's",
                 what,
                 CONFIG_PREFIX,
             )
+            empty = np.zeros(0)
+            self.state.apply(empty.astype(np.int64), empty, empty)
             return
         raise RuntimeError(
             f"{what}. Resuming from it would select other batches than the uninterrupted run. Resume from an "
