@@ -1,7 +1,10 @@
-"""Build verl 0.7.1's real train dataloader from a composed ``ppo_trainer`` config, for tests.
+"""verl 0.7.1's real pieces for tests, from a composed ``ppo_trainer`` config on a small text parquet.
 
-The loader comes from ``RayPPOTrainer._create_dataloader`` itself (which calls verl's
-``create_rl_dataset`` and ``create_rl_sampler``), on a small text parquet made here.
+* ``make_train_loader``: the train dataloader from ``RayPPOTrainer._create_dataloader`` itself (which
+  calls verl's ``create_rl_dataset`` and ``create_rl_sampler``).
+* ``make_fit_trainer``: a ``RayPPOTrainer`` (or subclass) built by its own ``__init__``, whose real
+  ``fit`` runs with only the model, the rollout + reward loop (``StubRollout``) and the workers
+  (``StubActorWorkers``, ``StubCheckpointManager``, ``StubResources``) stubbed: no Ray.
 """
 
 from __future__ import annotations
