@@ -35,8 +35,6 @@ LR=1e-6              # all three papers and verl's example
 MAX_PROMPT=1024      # verl's example (geo3k prompt + image tokens)
 MAX_RESPONSE=2048    # verl's example
 KL_COEF=0.01         # verl's example: low-variance KL loss, no KL in the reward
-VADE_THRESHOLD=0.5   # our choice: geo3k's reward is 0.9 * correct + 0.1 * format, so VADE counts
-                     # a rollout correct when its reward > 0.5 (its Beta evidence is correctness)
 
 # recipe_name: the calling script's file name without run_ and .sh, the default experiment name.
 recipe_name() { basename "${BASH_SOURCE[-1]}" .sh | sed 's/^run_//'; }
@@ -106,7 +104,6 @@ VADE_ARGS=(
   data.sampler.class_path=pkg://vade_verl.sampler
   data.sampler.class_name=VADESampler
   data.dataloader_num_workers=0
-  +data.sampler.vade.reward_threshold=$VADE_THRESHOLD
 )
 
 # trainer_module: verl's own entry on verl 0.5-0.7, our wrapper of verl's v0 trainer on 0.9.x.

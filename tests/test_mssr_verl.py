@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from verl import DataProto
+from verl.experimental.separation.ray_trainer import SeparateRayPPOTrainer
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.utils.config import omega_conf_to_dataclass
@@ -63,10 +64,13 @@ def rollout_step(batch_dict, rewards_of, seed):
 
 
 def fit(batch, config):
-    """Named like ``RayPPOTrainer.fit``: the estimator publishes its ``mssr/*`` metrics into this ``metrics``."""
-    metrics = {}
-    batch = compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=config.algorithm)
-    return batch, metrics
+    """verl's own advantage step of a trainer (``SeparateRayPPOTrainer._fit_compute_advantage``, which keeps the
+    step's metrics in ``self.metrics``); the estimator publishes its ``mssr/*`` metrics there."""
+    trainer = SeparateRayPPOTrainer.__new__(SeparateRayPPOTrainer)
+    trainer.config, trainer.metrics, trainer.timing_raw = config, {}, {}
+    trainer.reward_tensor, trainer.reward_extra_infos_dict = batch.batch["token_level_scores"], {}
+    batch = trainer._fit_compute_advantage(batch)
+    return batch, trainer.metrics
 
 
 def expected_advantage(r, v):

@@ -121,7 +121,6 @@ def test_recipe_dry_run_passes(recorded, rid, capsys):
         ("data.max_response_length=", "data.max_respones_length="),
         ("actor_rollout_ref.actor.kl_loss_coef=", "actor_rollout_ref.actor.kl_loss_cofe="),
         ("data.sampler.class_name=", "data.sampler.clas_name="),
-        ("+data.sampler.vade.reward_threshold=", "+data.sampler.vade.reward_treshold="),
         ("actor_rollout_ref.rollout.n=", "actor_rollout_ref.rollout.num="),
     ],
 )
@@ -139,6 +138,8 @@ def test_a_misspelled_key_in_a_recipe_fails(recorded, good, typo, capsys):
     [
         ("actor_rollout_ref.actor.policy_loss.loss_mode=gpso", "gpso"),  # a value, not a key: verl's registry
         ("+data.sampler.vade.selection=thompsom", "data.sampler.vade.selection='thompsom'"),  # our VADEConfig
+        ("+data.sampler.vade.correctnes=auto", "data.sampler.vade.correctnes"),  # a misspelled VADE key
+        ("+data.sampler.vade.reward_threshold=0.5", "data.sampler.vade.correctness"),  # the renamed key
         ("actor_rollout_ref.actor.ppo_mini_batch_size=256", "ppo_mini_batch_size"),  # verl's validate_config
     ],
 )

@@ -38,7 +38,7 @@ def test_update_and_decay_hand_worked():
 
 
 def test_rewards_outside_unit_interval_are_rejected_with_the_fix():
-    with pytest.raises(ValueError, match="reward_threshold"):
+    with pytest.raises(ValueError, match=r"data\.sampler\.vade\.correctness"):
         aggregate_rollouts(np.array([0, 0]), np.array([1.0, -1.0]))
 
 
@@ -134,3 +134,16 @@ def test_config_defaults_are_the_papers_and_bad_values_name_the_key():
         VADEConfig.from_mapping({"score": "entropy"})
     with pytest.raises(ValueError, match=r"data\.sampler\.vade\.enable"):
         VADEConfig.from_mapping({"enable": "yes"})
+
+
+def test_correctness_and_resume_options_are_checked_at_start():
+    config = VADEConfig.from_mapping(None)
+    assert (config.correctness, config.resume) == ("auto", "exact")
+    assert VADEConfig.from_mapping({"correctness": 0.5}).correctness_rule().threshold == 0.5
+    assert VADEConfig.from_mapping({"correctness": "fractional"}).correctness_rule().mode == "fractional"
+    with pytest.raises(ValueError, match=r"data\.sampler\.vade\.correctness='binary'"):
+        VADEConfig.from_mapping({"correctness": "binary"})
+    with pytest.raises(ValueError, match=r"data\.sampler\.vade\.resume='never'"):
+        VADEConfig.from_mapping({"resume": "never"})
+    with pytest.raises(ValueError, match=r"data\.sampler\.vade\.reward_threshold is now data\.sampler\.vade\.correctness"):
+        VADEConfig.from_mapping({"reward_threshold": 0.5})

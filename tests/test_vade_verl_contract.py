@@ -1,4 +1,9 @@
-"""VADESampler driven through verl 0.7.1's own dataloader path, with trainer-shaped batches."""
+"""VADESampler driven through verl 0.7.1's own dataloader path, with trainer-shaped batches.
+
+Here the sampler is fed directly, outside any verl trainer step, as a trainer that saves before the
+update without exposing its batch would: the update-record path of resume. Inside verl's real
+``RayPPOTrainer.fit`` (metrics publication, resume across a stop): tests/test_vade_verl_fit.py.
+"""
 
 import itertools
 import logging
@@ -35,11 +40,10 @@ def batch_ids(batch_dict):
     return np.array([info["index"] for info in batch_dict["extra_info"]])
 
 
-def fit(sampler, batch):
-    """Stands in for ``RayPPOTrainer.fit``: the hook is called with a local ``metrics`` dict."""
-    metrics = {}
+def feed(sampler, batch):
+    """The step's update; returns the metrics the sampler computed (kept in ``last_metrics``)."""
     sampler.update(batch=batch)
-    return metrics
+    return sampler.last_metrics
 
 
 def run_steps(batches, sampler, steps, first_step=0):
@@ -49,7 +53,7 @@ def run_steps(batches, sampler, steps, first_step=0):
         ids = batch_ids(batch_dict)
         rewards = bernoulli_rewards(ids, RATES, ROLLOUT_N, seed=step)
         if sampler is not None:
-            logged.append(fit(sampler, build_rollout_batch(batch_dict, ROLLOUT_N, rewards)))
+            logged.append(feed(sampler, build_rollout_batch(batch_dict, ROLLOUT_N, rewards)))
         chosen.append(ids)
     return chosen, logged
 
@@ -109,7 +113,7 @@ def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, 
     save_like_verl(first, ckpt)
     ids = batch_ids(last_dict)
     rewards = bernoulli_rewards(ids, RATES, ROLLOUT_N, seed=stop_after - 1)
-    fit(first.sampler, build_rollout_batch(last_dict, ROLLOUT_N, rewards))
+    feed(first.sampler, build_rollout_batch(last_dict, ROLLOUT_N, rewards))
 
     resumed = make_train_loader(config)
     resumed.load_state_dict(torch.load(ckpt, weights_only=False))
@@ -119,16 +123,89 @@ def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, 
     np.testing.assert_array_equal(resumed.sampler.state.alpha, reference.sampler.state.alpha)
 
 
-def test_resume_without_the_update_record_warns(train_file, tmp_path, caplog):
+def pending_checkpoint(loader):
+    """The loader's state taken as verl saves it: step's batch selected, its update not yet run."""
+    batch_dict = next(iter(loader))
+    return loader.state_dict(), batch_dict
+
+
+def test_resume_without_the_update_record_refuses(train_file, tmp_path):
     config = compose_config(train_file, BATCH, str(tmp_path / "run"), VADE_SAMPLER)
-    loader = make_train_loader(config)
-    next(iter(loader))
-    state = loader.state_dict()  # a selection is pending, its update was never recorded
+    state, _ = pending_checkpoint(make_train_loader(config))
     resumed = make_train_loader(config)
     resumed.load_state_dict(state)  # torchdata applies it lazily, when iteration starts
-    with caplog.at_level(logging.WARNING, logger="vade_verl.sampler"):
+    with pytest.raises(RuntimeError, match=r"update_00000001\.npz does not exist.*data\.sampler\.vade\.resume=approximate"):
         next(iter(resumed))
-    assert "no record of update 1" in caplog.text
+
+
+def test_approximate_resume_without_the_record_warns_and_continues(train_file, tmp_path, caplog):
+    config = compose_config(train_file, BATCH, str(tmp_path / "run"), [*VADE_SAMPLER, "+data.sampler.vade.resume=approximate"])
+    state, _ = pending_checkpoint(make_train_loader(config))
+    resumed = make_train_loader(config)
+    resumed.load_state_dict(state)
+    with caplog.at_level(logging.WARNING, logger="vade_verl.sampler"):
+        batch_dict = next(iter(resumed))
+    assert "batch 1 was selected and before its rewards reached the sampler" in caplog.text
+    # the missing step counts as one without evidence, so the next step's update completes the next checkpoint
+    sampler = resumed.sampler
+    assert (sampler.state.num_selections, sampler.state.num_updates) == (2, 1) and not sampler.state.alpha.any()
+    feed(sampler, build_rollout_batch(batch_dict, ROLLOUT_N, np.ones(BATCH * ROLLOUT_N)))
+    assert sampler.state.num_updates == 2 and sampler.state.alpha.sum() == BATCH * ROLLOUT_N
+
+
+@pytest.mark.parametrize("resume", ["exact", "approximate"])
+def test_a_record_of_another_run_is_never_applied(train_file, tmp_path, caplog, resume):
+    """An earlier run (other seed) in the same folder left update_00000001.npz; ours stopped before its own."""
+    folder = str(tmp_path / "run")
+    earlier = make_train_loader(compose_config(train_file, BATCH, folder, [*VADE_SAMPLER, "data.seed=7"]))
+    batch_dict = next(iter(earlier))
+    feed(earlier.sampler, build_rollout_batch(batch_dict, ROLLOUT_N, np.ones(BATCH * ROLLOUT_N)))
+    assert os.path.exists(os.path.join(folder, "vade_sampler", "update_00000001.npz"))
+
+    option = [] if resume == "exact" else [f"+data.sampler.vade.resume={resume}"]  # exact: the default
+    config = compose_config(train_file, BATCH, folder, [*VADE_SAMPLER, *option])
+    state, _ = pending_checkpoint(make_train_loader(config))
+    resumed = make_train_loader(config)
+    resumed.load_state_dict(state)
+    with caplog.at_level(logging.WARNING, logger="vade_verl.sampler"):
+        if resume == "exact":
+            with pytest.raises(RuntimeError, match="belongs to another run or another selection"):
+                next(iter(resumed))
+        else:
+            next(iter(resumed))
+            assert not resumed.sampler.state.alpha.any() and not resumed.sampler.state.beta.any()
+    assert "it is NOT applied" in caplog.text
+
+
+def test_data_seed_zero_is_the_seed(train_file, tmp_path):
+    first = {}
+    for seed in (0, 1):
+        loader = make_train_loader(compose_config(train_file, BATCH, str(tmp_path), [*VADE_SAMPLER, f"data.seed={seed}"]))
+        assert loader.sampler.state.rng.bit_generator.state == np.random.default_rng(seed).bit_generator.state
+        first[seed] = batch_ids(next(iter(loader))).tolist()
+    assert first[0] != first[1]
+
+
+def test_two_scale_decay_through_update_by_hand(train_file, tmp_path):
+    """The paper's l1 = 0.2, l2 = 0.999 (Sec. 3.3, Fig. 2), worked by hand for three samples."""
+    loader = make_train_loader(compose_config(train_file, BATCH, str(tmp_path), VADE_SAMPLER))
+    sampler = loader.sampler
+    assert (sampler.config.l1, sampler.config.l2) == (0.2, 0.999)
+    batch_dict = next(iter(loader))
+    chosen, other = batch_ids(batch_dict)[:2], batch_ids(batch_dict)[2]
+    unselected = next(int(i) for i in ROW_IDS if int(i) not in batch_ids(batch_dict))
+    p_a, p_b, p_u = sampler.positions_of([chosen[0], chosen[1], unselected])
+    sampler.state.alpha[[p_a, p_b, p_u]] = [3.0, 0.5, 10.0]
+    sampler.state.beta[[p_a, p_b, p_u]] = [1.0, 2.0, 4.0]
+    rewards = np.zeros((BATCH, ROLLOUT_N))
+    rewards[0] = [1, 1, 0, 1, 0, 0, 0, 1]  # 4 of 8 correct
+    rewards[1] = [0, 0, 0, 0, 0, 0, 0, 1]  # 1 of 8 correct
+    feed(sampler, build_rollout_batch(batch_dict, ROLLOUT_N, rewards.ravel()))
+    # 0.2 * 3 + 4 = 4.6, 0.2 * 1 + 4 = 4.2 | 0.2 * 0.5 + 1 = 1.1, 0.2 * 2 + 7 = 7.4 | 0.999 * 10, 0.999 * 4
+    np.testing.assert_allclose(sampler.state.alpha[[p_a, p_b, p_u]], [4.6, 1.1, 9.99])
+    np.testing.assert_allclose(sampler.state.beta[[p_a, p_b, p_u]], [4.2, 7.4, 3.996])
+    (p_other,) = sampler.positions_of([other])
+    assert (sampler.state.alpha[p_other], sampler.state.beta[p_other]) == (0.0, 8.0)
 
 
 def test_nan_rewards_are_skipped_and_counted(train_file, tmp_path):
@@ -137,7 +214,7 @@ def test_nan_rewards_are_skipped_and_counted(train_file, tmp_path):
     rewards = np.ones(BATCH * ROLLOUT_N)
     rewards[:ROLLOUT_N] = np.nan  # every rollout of the first prompt
     rewards[ROLLOUT_N] = np.nan  # one rollout of the second
-    metrics = fit(loader.sampler, build_rollout_batch(batch_dict, ROLLOUT_N, rewards))
+    metrics = feed(loader.sampler, build_rollout_batch(batch_dict, ROLLOUT_N, rewards))
     assert metrics["vade/skipped_rewards"] == ROLLOUT_N + 1
     assert metrics["vade/updated_samples"] == BATCH - 1
     first, second = loader.sampler.positions_of(batch_ids(batch_dict)[:2])
@@ -175,7 +252,7 @@ def test_diva_variant_rows_are_not_evidence_for_their_problem(train_file, tmp_pa
     batch_dict = next(iter(loader))
     first = batch_dict["extra_info"][0]
     batch_dict["extra_info"][0] = {**first, "diva_variant": "gaussian_noise"}
-    metrics = fit(loader.sampler, build_rollout_batch(batch_dict, ROLLOUT_N, np.ones(BATCH * ROLLOUT_N)))
+    metrics = feed(loader.sampler, build_rollout_batch(batch_dict, ROLLOUT_N, np.ones(BATCH * ROLLOUT_N)))
     assert metrics["vade/variant_rollouts_ignored"] == ROLLOUT_N
     assert metrics["vade/updated_samples"] == BATCH - 1
     (position,) = loader.sampler.positions_of([first["index"]])

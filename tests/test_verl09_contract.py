@@ -79,12 +79,14 @@ def actor_updates(monkeypatch):
 
 
 def fit(trainer, batch_dict, step):
-    """One step of ``RayPPOTrainer.fit`` as far as VADE sees it: roll out, reward, update actor."""
-    metrics = {}
+    """One step of ``RayPPOTrainer.fit`` as far as VADE sees it: roll out, reward, update actor.
+
+    Returns the metrics the sampler computed (its ``last_metrics``: no verl ``fit`` runs here to publish into).
+    """
     ids = np.array([info["index"] for info in batch_dict["extra_info"]])
     batch = build_rollout_batch(batch_dict, ROLLOUT_N, bernoulli_rewards(ids, RATES, ROLLOUT_N, seed=step))
     assert trainer._update_actor(batch) == "actor output"
-    return ids, batch, metrics
+    return ids, batch, dict(trainer.train_dataloader.sampler.last_metrics)
 
 
 def run_steps(trainer, steps, first_step=0, batches=None):

@@ -15,9 +15,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional
 
+from vade_verl.rewards import CorrectnessRule
 from vade_verl.vade import SCORE_REGISTRY
 
 CONFIG_PREFIX = "data.sampler.vade"
+RESUME_MODES = ("exact", "approximate")
+# Options that were renamed: the error for the old name says what to write instead.
+RENAMED = {"reward_threshold": "correctness (a number is the same threshold)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +35,16 @@ class VADEConfig:
     score: "infogain" p(1-p)^2 (paper) or "variance" p(1-p) (ablation).
     selection: "thompson" (paper) or "greedy" (posterior mean, ablation).
     decay: False disables the two-scale decay (l1 = l2 = 1, ablation "no decay").
-    seed: generator seed; None takes ``data.seed`` and then 1.
-    reward_threshold: None requires rewards in [0, 1] (summed per sample, fractional allowed);
-        a number counts a rollout correct when its reward is greater than it.
-    state_dir: folder for the per-step update records that make resume exact (see
-        ``vade_verl.sampler``); None takes ``trainer.default_local_dir`` of the run's config.
+    seed: generator seed; None takes ``data.seed`` (0 included) and, if that is null too, 1.
+    correctness: how a rollout's score becomes Beta evidence (``vade_verl.rewards``): "auto"
+        (correct when the score of one of verl's built-in scorers is > 0.5, read from the reward
+        function's ``acc`` output when the batch has one; other values raise at the first update),
+        a number (correct when the score exceeds it) or "fractional" (scores in [0, 1] summed as
+        fractional successes).
+    resume: "exact" refuses to resume from a checkpoint whose step's evidence cannot be restored
+        (see ``vade_verl.sampler``); "approximate" resumes without it, with a warning.
+    state_dir: folder for the per-step update records (see ``vade_verl.sampler``); None takes
+        ``trainer.default_local_dir`` of the run's config.
     """
 
     enable: bool = True
@@ -45,7 +54,8 @@ class VADEConfig:
     selection: str = "thompson"
     decay: bool = True
     seed: Optional[int] = None
-    reward_threshold: Optional[float] = None
+    correctness: Any = "auto"
+    resume: str = "exact"
     state_dir: Optional[str] = None
 
     @property
@@ -60,12 +70,18 @@ class VADEConfig:
     def selection_mode(self) -> str:
         return self.selection if self.enable else "random"
 
+    def correctness_rule(self, prefix: str = CONFIG_PREFIX) -> CorrectnessRule:
+        return CorrectnessRule.parse(self.correctness, f"{prefix}.correctness")
+
     @classmethod
     def from_mapping(cls, block: Optional[Mapping[str, Any]], prefix: str = CONFIG_PREFIX) -> "VADEConfig":
         """Build and validate from a (possibly empty) mapping; errors name ``prefix.<key>``."""
         block = dict(block or {})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(block) - known)
+        renamed = [f"{prefix}.{k} is now {prefix}.{RENAMED[k]}" for k in unknown if k in RENAMED]
+        if renamed:
+            raise ValueError("; ".join(renamed))
         if unknown:
             raise ValueError(f"unknown option(s) {', '.join(f'{prefix}.{k}' for k in unknown)}; known: {sorted(known)}")
         config = cls(**block)
@@ -89,9 +105,8 @@ class VADEConfig:
             fail("selection", "must be 'thompson' or 'greedy'")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             fail("seed", "must be a non-negative integer or null")
-        if self.reward_threshold is not None and (
-            isinstance(self.reward_threshold, bool) or not isinstance(self.reward_threshold, (int, float))
-        ):
-            fail("reward_threshold", "must be a number or null")
+        self.correctness_rule(prefix)  # raises naming the key
+        if self.resume not in RESUME_MODES:
+            fail("resume", f"must be one of {list(RESUME_MODES)}")
         if self.state_dir is not None and not isinstance(self.state_dir, str):
             fail("state_dir", "must be a path or null")

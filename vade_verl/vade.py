@@ -147,7 +147,7 @@ def aggregate_rollouts(positions: np.ndarray, rewards: np.ndarray):
     if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
         raise ValueError(
             f"VADE rewards must lie in [0, 1] (got min {finite.min():.4g}, max {finite.max():.4g}); "
-            "set data.sampler.vade.reward_threshold to count a rollout correct when its reward exceeds it"
+            "convert scores with vade_verl.rewards.as_correctness (data.sampler.vade.correctness)"
         )
     samples, inverse = np.unique(positions, return_inverse=True)
     successes = np.bincount(inverse, weights=np.where(valid, rewards, 0.0), minlength=samples.size)

@@ -2,9 +2,11 @@
 
 At ``sampler.update(batch=...)`` time (``RayPPOTrainer.fit``) the batch is the repeated batch,
 ``rollout.n`` rows per prompt (possibly reordered by ``trainer.balance_batch``), with tensors
-``token_level_scores`` (the reward function's score at the last response token, before any KL
-penalty), ``token_level_rewards``, ``response_mask`` and ``non_tensor_batch`` entries ``uid`` (a
-fresh id per prompt per step) and ``extra_info`` (a dict per row, from the parquet file).
+``token_level_scores`` (the reward function's score at the last attention token of the response,
+before any KL penalty), ``token_level_rewards``, ``response_mask`` and ``non_tensor_batch`` entries
+``uid`` (a fresh id per prompt per step), ``extra_info`` (a dict per row, from the parquet file) and
+the reward function's extra outputs (``ray_trainer.py:1454``: one array per key of
+``meta_info["reward_extra_keys"]``, e.g. ``acc``).
 
 The dataset row identity is ``extra_info["index"]``: verl's ``RLHFDataset`` copies it to
 ``non_tensor_batch["index"]`` but silently writes 0 where it is missing, so we read ``extra_info``.
@@ -12,9 +14,12 @@ The dataset row identity is ``extra_info["index"]``: verl's ``RLHFDataset`` copi
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import sys
+from typing import Any, Optional, Sequence
 
 import numpy as np
+
+from vade_verl.verl_metrics import trainer_step_frames
 
 ROW_ID_FIELD = "index"
 # DIVA-GRPO's variant rows keep their problem's extra_info.index and name their kind here.
@@ -92,16 +97,48 @@ def batch_group_keys(batch: Any) -> np.ndarray:
 
 
 def batch_sequence_rewards(batch: Any, key: str = "token_level_scores") -> np.ndarray:
-    """Scalar reward per rollout row: the sum of ``batch.batch[key]`` over the response tokens.
+    """Scalar reward per rollout row, read as verl's outcome advantages read it: ``batch.batch[key].sum(-1)``.
 
-    NaN stays NaN (the caller skips and counts it).
+    verl 0.7.1's GRPO (``verl/trainer/ppo/core_algos.py:304``, ``compute_grpo_outcome_advantage``)
+    sums the token rewards over the whole response *without* ``response_mask``: the score sits at
+    the last attention token, whose mask can be 0 (rollout-correction rejection rewrites the mask
+    before the sampler sees the batch; an interaction-terminated multi-turn rollout ends on a
+    mask-0 token). NaN stays NaN (the caller skips and counts it).
     """
     if key not in batch.batch.keys():
         raise ValueError(f"the batch has no tensor '{key}' (verl computes it in the reward step before the hook)")
-    scores = batch.batch[key]
-    if "response_mask" in batch.batch.keys():
-        scores = scores * batch.batch["response_mask"].to(scores.dtype)
-    return scores.sum(dim=-1).double().cpu().numpy()
+    return batch.batch[key].sum(dim=-1).double().cpu().numpy()
+
+
+def batch_reward_extra(batch: Any, name: str) -> Optional[np.ndarray]:
+    """The reward function's per-row extra output ``name`` as floats, or None when the batch has none.
+
+    verl 0.7.1's reward managers put every key of a dict-valued score there (math_dapo's ``acc`` is
+    its correctness, a bool) and, for a float-valued score, ``acc`` = the score itself
+    (``verl/experimental/reward_loop/reward_manager/naive.py:95``, ``dapo.py:104``).
+    """
+    if name not in batch.non_tensor_batch:
+        return None
+    values = batch.non_tensor_batch[name]
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"the reward function's extra output '{name}' is not numeric: {list(values[:3])}") from None
+
+
+def trainer_step_batch() -> Optional[Any]:
+    """The batch of the verl trainer step on the call stack, once it holds the step's rewards; else None.
+
+    Called from the sampler's ``state_dict`` while ``RayPPOTrainer._save_checkpoint`` runs: the step's
+    ``batch`` is a local of ``RayPPOTrainer.fit`` (``ray_trainer.py:1529``; the rewards were set at
+    ``ray_trainer.py:1452``) or of ``SeparateRayPPOTrainer.fit_step``.
+    """
+    for local_vars, _, _ in trainer_step_frames(sys._getframe(1)):
+        batch = local_vars.get("batch")
+        tensors = getattr(batch, "batch", None)
+        if tensors is not None and hasattr(batch, "non_tensor_batch") and "token_level_scores" in tensors.keys():
+            return batch
+    return None
 
 
 def build_rollout_batch(batch_dict: dict, rollout_n: int, sequence_rewards: np.ndarray, response_length: int = 4):
