@@ -75,7 +75,6 @@ RECIPES = {
     "gspo": ("baselines/run_qwen2_5_vl_7b_gspo.sh", {}, SHARED, {"data.sampler.vade.enable": False, "actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
     "grpo_dapo": ("baselines/run_qwen2_5_vl_7b_grpo_dapo.sh", {}, [*SHARED, "DAPO_GEN_BATCH"], {"data.gen_batch_size": 384, "data.sampler.class_path": None}, dryrun.DAPO_ENTRY),
 }  # fmt: skip
-# names every recipe reads: common.sh's and the full recipe's `knob` lines
 EXPECTED_EXPERIMENTS = {
     "grpo_vade_7b": "qwen2_5_vl_7b_grpo_vade", "grpo_vade_3b": "qwen2_5_vl_3b_grpo_vade",
     "gspo_vade_7b": "qwen2_5_vl_7b_gspo_vade", "gspo_vade_3b": "qwen2_5_vl_3b_gspo_vade",
