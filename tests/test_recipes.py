@@ -1,17 +1,22 @@
-"""Every recipe's dry run on CPU, on geo3k-layout data prepared here; misspelled keys must fail.
+"""The VADE recipes and baselines: every dry run passes on geo3k-layout data made here, every
+documented knob changes the composed config, unknown and old knobs are refused, typos fail.
 
-The recipes are run by bash with ``PYTHON`` set to a shim that records the command line it gets
-(and runs real Python only for the recipes' verl-version probe); the recorded dry-run commands
-are then run in this process (verl imported once), and one recipe end to end as a subprocess.
+The recipes run under bash with ``PYTHON`` set to a shim that records the command line it gets; the
+recorded dry-run commands then run in this process (verl imported once). Knobs are read through
+``PRINT_OVERRIDES=1`` and the printed overrides composed with the trainer's config (Hydra, ~0.2 s).
+MSSR and DIVA-GRPO rows join ``RECIPES`` (and their own knobs ``PROBES``) when their recipes follow
+docs/recipes.md's conventions.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from vade_verl import dryrun
@@ -19,28 +24,106 @@ from vade_verl.data.geo3k import write_rows
 from vade_verl.data.rows import make_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-ABLATIONS = ["variance", "greedy", "no_decay"]
-RECIPES = [
-    ("vade/run_qwen2_5_vl_7b_grpo_vade.sh", {}),
-    ("vade/run_qwen2_5_vl_3b_grpo_vade.sh", {}),
-    ("vade/run_qwen2_5_vl_7b_gspo_vade.sh", {}),
-    ("vade/run_qwen2_5_vl_3b_gspo_vade.sh", {}),
-    *[("vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh", {"ABLATION": a}) for a in ABLATIONS],
-    ("baselines/run_qwen2_5_vl_7b_grpo.sh", {}),
-    ("baselines/run_qwen2_5_vl_7b_gspo.sh", {}),
-    ("baselines/run_qwen2_5_vl_7b_grpo_dapo.sh", {}),
-]
-RECIPE_IDS = [f"{name}{':' + env['ABLATION'] if env else ''}" for name, env in RECIPES]
+ON_VERL09 = dryrun.verl_version() >= (0, 8)
+TRAINER = dryrun.default_trainer()
+SHARED = [
+    "MODEL_PATH", "DATA_DIR", "TRAIN_FILES", "VAL_FILES", "TRAIN_BATCH", "ROLLOUT_N", "MINI_BATCH", "MICRO_BATCH",
+    "LR", "KL_COEF", "MAX_PROMPT", "MAX_RESPONSE", "TOTAL_EPOCHS", "N_GPUS", "NNODES", "ROLLOUT_TP", "SAVE_FREQ",
+    "TEST_FREQ", "CKPT_KEEP", "CKPT_DIR", "PROJECT", "EXPERIMENT", "LOGGER",
+]  # fmt: skip
+# knob -> (value set in the environment, {config key: value expected there})
+PROBES = {
+    "MODEL_PATH": ("/models/probe", {"actor_rollout_ref.model.path": "/models/probe"}),
+    "DATA_DIR": ("/probe", {"data.train_files": "/probe/train.parquet", "data.val_files": "/probe/test.parquet"}),
+    "TRAIN_FILES": ("/t/train_probe.parquet", {"data.train_files": "/t/train_probe.parquet"}),
+    "VAL_FILES": ("[/v/a.parquet,/v/b.parquet]", {"data.val_files": ["/v/a.parquet", "/v/b.parquet"]}),
+    "TRAIN_BATCH": ("64", {"data.train_batch_size": 64}),
+    "ROLLOUT_N": ("4", {"actor_rollout_ref.rollout.n": 4}),
+    "MINI_BATCH": ("16", {"actor_rollout_ref.actor.ppo_mini_batch_size": 16}),
+    "MICRO_BATCH": ("2", {"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": 2}),
+    "LR": ("3e-6", {"actor_rollout_ref.actor.optim.lr": 3e-6}),
+    "KL_COEF": ("0.02", {"actor_rollout_ref.actor.kl_loss_coef": 0.02}),
+    "MAX_PROMPT": ("4096", {"data.max_prompt_length": 4096}),
+    "MAX_RESPONSE": ("1024", {"data.max_response_length": 1024}),
+    "TOTAL_EPOCHS": ("3", {"trainer.total_epochs": 3}),
+    "N_GPUS": ("4", {"trainer.n_gpus_per_node": 4}),
+    "NNODES": ("2", {"trainer.nnodes": 2}),
+    "ROLLOUT_TP": ("4", {"actor_rollout_ref.rollout.tensor_model_parallel_size": 4}),
+    "SAVE_FREQ": ("7", {"trainer.save_freq": 7}),
+    "TEST_FREQ": ("3", {"trainer.test_freq": 3}),
+    "CKPT_KEEP": ("5", {"trainer.max_actor_ckpt_to_keep": 5, "trainer.max_critic_ckpt_to_keep": 5}),
+    "CKPT_DIR": ("/ckpt/probe", {"trainer.default_local_dir": "/ckpt/probe"}),
+    "PROJECT": ("probe_project", {"trainer.project_name": "probe_project"}),
+    "EXPERIMENT": ("probe_run", {"trainer.experiment_name": "probe_run"}),
+    "LOGGER": ('["console"]', {"trainer.logger": ["console"]}),
+    "DAPO_GEN_BATCH": ("256", {"data.gen_batch_size": 256}),
+}
+# knobs that pick what runs rather than a config value: tested one by one below
+RUN_KNOBS = {"TRAINER", "PYTHON", "DRY_RUN", "PRINT_OVERRIDES", "VADE_ABLATION", "VERL_RECIPE_ROOT"}
+# recipe id -> (file under recipes/, extra environment, knobs it reads, {key: default}, trainer)
+M7, M3 = "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct"
+RECIPES = {
+    "grpo_vade_7b": ("vade/run_qwen2_5_vl_7b_grpo_vade.sh", {}, SHARED, {"actor_rollout_ref.model.path": M7}, TRAINER),
+    "grpo_vade_3b": ("vade/run_qwen2_5_vl_3b_grpo_vade.sh", {}, SHARED, {"actor_rollout_ref.model.path": M3}, TRAINER),
+    "gspo_vade_7b": ("vade/run_qwen2_5_vl_7b_gspo_vade.sh", {}, SHARED, {"actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
+    "gspo_vade_3b": ("vade/run_qwen2_5_vl_3b_gspo_vade.sh", {}, SHARED, {"actor_rollout_ref.rollout.tensor_model_parallel_size": 1}, TRAINER),
+    **{
+        f"ablation_{a}": ("vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh", {"VADE_ABLATION": a}, SHARED, {f"data.sampler.vade.{k}": v}, TRAINER)
+        for a, (k, v) in {"variance": ("score", "variance"), "greedy": ("selection", "greedy"), "no_decay": ("decay", False)}.items()
+    },
+    "grpo": ("baselines/run_qwen2_5_vl_7b_grpo.sh", {}, SHARED, {"data.sampler.vade.enable": False}, TRAINER),
+    "gspo": ("baselines/run_qwen2_5_vl_7b_gspo.sh", {}, SHARED, {"data.sampler.vade.enable": False, "actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
+    "grpo_dapo": ("baselines/run_qwen2_5_vl_7b_grpo_dapo.sh", {}, [*SHARED, "DAPO_GEN_BATCH"], {"data.gen_batch_size": 384, "data.sampler.class_path": None}, dryrun.DAPO_ENTRY),
+}  # fmt: skip
+EXPECTED_EXPERIMENTS = {
+    "grpo_vade_7b": "qwen2_5_vl_7b_grpo_vade", "grpo_vade_3b": "qwen2_5_vl_3b_grpo_vade",
+    "gspo_vade_7b": "qwen2_5_vl_7b_gspo_vade", "gspo_vade_3b": "qwen2_5_vl_3b_gspo_vade",
+    "ablation_variance": "qwen2_5_vl_7b_grpo_vade_variance", "ablation_greedy": "qwen2_5_vl_7b_grpo_vade_greedy",
+    "ablation_no_decay": "qwen2_5_vl_7b_grpo_vade_no_decay", "grpo": "qwen2_5_vl_7b_grpo",
+    "gspo": "qwen2_5_vl_7b_gspo", "grpo_dapo": "qwen2_5_vl_7b_grpo_dapo",
+}  # fmt: skip
+DAPO_ON_VERL09 = "the DAPO baseline is pinned to verl-recipe 8f9e7ac, which needs verl 0.7.1"
 SHIM = """#!/usr/bin/env bash
-# Records "$PWD" and the arguments (one per line) to $CAPTURE; runs real Python for `-c` probes.
-if [ "$1" = -c ]; then exec "$REAL_PYTHON" "$@"; fi
-{ echo "$PWD"; printf '%s\\n' "$@"; } > "$CAPTURE"
+# Records "$PWD", PYTHONPATH and the arguments (one per line) to $CAPTURE.
+{ echo "$PWD"; echo "${PYTHONPATH:-}"; printf '%s\\n' "$@"; } > "$CAPTURE"
 """
 
 
+def skip_dapo_on_verl09(rid):
+    if ON_VERL09 and rid == "grpo_dapo":
+        pytest.skip(DAPO_ON_VERL09)
+
+
+def base_env(rid="grpo_vade_7b", **extra):
+    """The environment without any recipe knob (a CI runner's own must not leak in); on verl 0.9.x
+    with TRAINER set as docs/recipes.md says, for the recipes that read it."""
+    env = {k: v for k, v in os.environ.items() if k not in PROBES and k not in RUN_KNOBS}
+    if ON_VERL09 and RECIPES[rid][4] != dryrun.DAPO_ENTRY:
+        env["TRAINER"] = dryrun.VERL09_ENTRY
+    return {**env, **extra}
+
+
+def bash(name, env, *args, timeout=60):
+    return subprocess.run(["bash", str(ROOT / "recipes" / name), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def printed_overrides(rid, **knobs):
+    name, env, *_ = RECIPES[rid]
+    done = bash(name, base_env(rid, **{**env, **knobs}, PRINT_OVERRIDES="1"))
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def composed(rid, overrides, tmp_path):
+    """The recipe's trainer config with ``overrides`` (no validation: that is the dry run's job)."""
+    trainer = RECIPES[rid][4]
+    config_dir, config_name, _ = dryrun.trainer_config(trainer, overrides, str(tmp_path))
+    return dryrun.compose_config(config_dir, config_name, overrides)
+
+
 def test_every_recipe_is_covered():
-    on_disk = sorted(str(p.relative_to(ROOT / "recipes")) for d in ("vade", "baselines") for p in (ROOT / "recipes" / d).glob("*.sh"))
-    assert on_disk == sorted({name for name, _ in RECIPES})
+    on_disk = {str(p.relative_to(ROOT / "recipes")) for d in ("vade", "baselines") for p in (ROOT / "recipes" / d).glob("*.sh")}
+    assert on_disk == {name for name, *_ in RECIPES.values()}
 
 
 @pytest.fixture(scope="module")
@@ -65,54 +148,119 @@ def shim(tmp_path_factory):
     return path
 
 
-def run_recipe(name, env, shim, tmp_path, *extra, dry_run="1", **more_env):
-    """Run a recipe with the recording shim; returns (completed process, cwd, recorded args)."""
+def run_recipe(rid, shim, tmp_path, *extra, dry_run="1", **env):
+    """Run a recipe with the recording shim; returns (completed process, cwd, PYTHONPATH, recorded args)."""
     capture = tmp_path / "capture.txt"
-    full_env = {
-        **os.environ,
-        **env,
-        **more_env,
-        "PYTHON": str(shim),
-        "REAL_PYTHON": sys.executable,
-        "CAPTURE": str(capture),
-        "DRY_RUN": dry_run,
-    }
-    done = subprocess.run(["bash", str(ROOT / "recipes" / name), *extra], env=full_env, capture_output=True, text=True, timeout=120)
+    name, recipe_env, *_ = RECIPES[rid]
+    full_env = base_env(rid, **{**recipe_env, **env}, PYTHON=str(shim), CAPTURE=str(capture), DRY_RUN=dry_run)
+    done = bash(name, full_env, *extra)
     if not capture.exists():
-        return done, None, None
-    cwd, *args = capture.read_text().splitlines()
-    return done, cwd, args
+        return done, None, None, None
+    cwd, pythonpath, *args = capture.read_text().splitlines()
+    return done, cwd, pythonpath, args
 
 
 @pytest.fixture(scope="module")
 def recorded(shim, data_dir, tmp_path_factory):
     """{recipe id: the dry-run command line it records} with DATA_DIR set to the prepared data."""
     commands = {}
-    for rid, (name, env) in zip(RECIPE_IDS, RECIPES):
-        done, _, args = run_recipe(name, {**env, "DATA_DIR": str(data_dir)}, shim, tmp_path_factory.mktemp("run"))
+    for rid in RECIPES:
+        done, _, _, args = run_recipe(rid, shim, tmp_path_factory.mktemp("run"), DATA_DIR=str(data_dir))
         assert done.returncode == 0, done.stderr
         commands[rid] = args
     return commands
 
 
-@pytest.mark.parametrize("rid", RECIPE_IDS)
+@pytest.mark.parametrize("rid", RECIPES)
 def test_recipe_dry_run_passes(recorded, rid, capsys):
+    skip_dapo_on_verl09(rid)
     args = recorded[rid]
-    assert args[:2] == ["-m", "vade_verl.dryrun"]
+    assert args[:4] == ["-m", "vade_verl.dryrun", "--trainer", RECIPES[rid][4]]
     assert dryrun.main(args[2:]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "composed and validated" in out and "stopped before Ray" in out
     assert "stand-in" not in out  # built on the prepared train.parquet
-    expected_sampler = "VADESampler" if rid.startswith("vade/") else "RandomSampler"
+    expected_sampler = "RandomSampler" if rid == "grpo_dapo" else "VADESampler"
     assert f"sampler {expected_sampler} over 400 rows" in out
-    if "gspo" in rid:
-        assert "loss_mode=gspo" in out
-    if rid.endswith("dapo.sh"):
-        assert args[2] == "--dapo" and "'enable': True" in out and "data.gen_batch_size=384" in out
-    if ":" in rid:
-        ablation = rid.split(":")[1]
-        expected = {"variance": "score='variance'", "greedy": "selection='greedy'", "no_decay": "decay=False"}[ablation]
-        assert expected in out
+    if rid == "grpo_dapo":
+        assert "'enable': True" in out and "data.gen_batch_size=384" in out
+
+
+@pytest.mark.parametrize("rid", RECIPES)
+def test_every_knob_changes_the_composed_config(rid, tmp_path):
+    """All of a recipe's knobs set at once (DATA_DIR apart: TRAIN_FILES/VAL_FILES override it), each
+    key compared with its probe value; the defaults differ from every probe value."""
+    skip_dapo_on_verl09(rid)
+    knobs = RECIPES[rid][2]
+    defaults = composed(rid, printed_overrides(rid), tmp_path)
+    probed = composed(rid, printed_overrides(rid, **{k: PROBES[k][0] for k in knobs if k != "DATA_DIR"}), tmp_path)
+    by_data_dir = composed(rid, printed_overrides(rid, DATA_DIR=PROBES["DATA_DIR"][0]), tmp_path)
+    wrong = []
+    for knob in knobs:
+        config = by_data_dir if knob == "DATA_DIR" else probed
+        for key, expected in PROBES[knob][1].items():
+            got, default = OmegaConf.select(config, key), OmegaConf.select(defaults, key)
+            got, default = (OmegaConf.to_object(v) if OmegaConf.is_config(v) else v for v in (got, default))
+            if got != expected or default == expected:
+                wrong.append(f"{knob}: {key} = {got!r} (default {default!r}, expected {expected!r})")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("rid", RECIPES)
+def test_recipe_defaults(rid, tmp_path):
+    skip_dapo_on_verl09(rid)
+    config = composed(rid, printed_overrides(rid), tmp_path)
+    expected = {**RECIPES[rid][3], "trainer.experiment_name": EXPECTED_EXPERIMENTS[rid]}
+    assert {key: OmegaConf.select(config, key) for key in expected} == expected
+    assert config.actor_rollout_ref.model.use_fused_kernels is True
+    assert config.actor_rollout_ref.rollout.free_cache_engine is True
+    assert config.trainer.max_actor_ckpt_to_keep == 2 and config.trainer.max_critic_ckpt_to_keep == 2
+
+
+def documented_knobs():
+    """{knob: Hydra keys} from docs/recipes.md's knob table."""
+    text = (ROOT / "docs" / "recipes.md").read_text()
+    table = text.split("## 3. Knobs", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z_0-9]+)` \| ([^|]*) \|", table, flags=re.M)
+    return {knob: re.findall(r"`([a-z_][\w.]*)`", sets) for knob, sets in rows}
+
+
+def knob_key(name):
+    done = subprocess.run(["bash", "-c", f'source "{ROOT}/recipes/common.sh"; knob_key {name}'], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def test_the_knob_table_is_the_tested_one():
+    documented = documented_knobs()
+    read = set(re.findall(r"^knob ([A-Z_0-9]+) ", (ROOT / "recipes/common.sh").read_text(), flags=re.M))
+    read |= set(re.findall(r"^knob ([A-Z_0-9]+) ", (ROOT / "recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh").read_text(), flags=re.M))
+    read |= {"VADE_ABLATION", "DAPO_GEN_BATCH", "VERL_RECIPE_ROOT"}
+    reserved = {"GRAD_CLIP"}  # a shared name for the MSSR recipe, refused by the others
+    assert set(documented) == read | reserved
+    assert set(documented) - reserved == set(PROBES) | RUN_KNOBS
+    for knob, (_, expected) in PROBES.items():
+        if knob not in ("DATA_DIR", "CKPT_KEEP", "DAPO_GEN_BATCH"):
+            assert knob_key(knob) == documented[knob][0] == next(iter(expected)), knob
+    assert knob_key("GRAD_CLIP") == documented["GRAD_CLIP"][0]
+
+
+@pytest.mark.parametrize(
+    "knob, value, message",
+    [
+        ("TP", "1", "knob TP: renamed ROLLOUT_TP"),
+        ("EPOCHS", "5", "knob EPOCHS: renamed TOTAL_EPOCHS"),
+        ("BATCH", "64", "knob BATCH: renamed TRAIN_BATCH"),
+        ("N", "5", "knob N: renamed ROLLOUT_N"),
+        ("VADE_THRESHOLD", "0.5", "data.sampler.vade.correctness"),
+        ("GRAD_CLIP", "0.5", "knob GRAD_CLIP: not read by this recipe: pass actor_rollout_ref.actor.grad_clip=... as an argument"),
+        ("MSSR_ALPHA", "0.4", "knob MSSR_ALPHA: not a knob of this recipe"),
+        ("VADE_ABLATION", "greedy", "read only by recipes/vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh"),
+        ("DAPO_GEN_BATCH", "256", "knob DAPO_GEN_BATCH: not a knob of this recipe"),
+    ],
+)
+def test_unknown_and_old_knobs_are_refused(knob, value, message):
+    done = bash("vade/run_qwen2_5_vl_7b_grpo_vade.sh", base_env(PRINT_OVERRIDES="1", **{knob: value}))
+    assert done.returncode == 2 and done.stdout == "" and message in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -121,16 +269,16 @@ def test_recipe_dry_run_passes(recorded, rid, capsys):
         ("data.max_response_length=", "data.max_respones_length="),
         ("actor_rollout_ref.actor.kl_loss_coef=", "actor_rollout_ref.actor.kl_loss_cofe="),
         ("data.sampler.class_name=", "data.sampler.clas_name="),
+        ("actor_rollout_ref.model.use_fused_kernels=", "actor_rollout_ref.model.use_fused_kernel="),
         ("actor_rollout_ref.rollout.n=", "actor_rollout_ref.rollout.num="),
     ],
 )
 def test_a_misspelled_key_in_a_recipe_fails(recorded, good, typo, capsys):
-    args = recorded["vade/run_qwen2_5_vl_7b_gspo_vade.sh"][2:]
+    args = recorded["gspo_vade_7b"][2:]
     changed = [typo + a[len(good) :] if a.startswith(good) else a for a in args]
     assert changed != args
     assert dryrun.main(changed) == 1
-    wrong_key = typo.rstrip("=").lstrip("+")
-    assert wrong_key.split(".")[-1] in capsys.readouterr().err
+    assert typo.rstrip("=").split(".")[-1] in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -141,52 +289,96 @@ def test_a_misspelled_key_in_a_recipe_fails(recorded, good, typo, capsys):
         ("+data.sampler.vade.correctnes=auto", "data.sampler.vade.correctnes"),  # a misspelled VADE key
         ("+data.sampler.vade.reward_threshold=0.5", "data.sampler.vade.correctness"),  # the renamed key
         ("actor_rollout_ref.actor.ppo_mini_batch_size=256", "ppo_mini_batch_size"),  # verl's validate_config
+        ("reward.custom_reward_function.name=compute_scor", "compute_scor"),  # the pkg:// reward function
     ],
 )
 def test_bad_values_fail(recorded, override, message, capsys):
-    assert dryrun.main([*recorded["vade/run_qwen2_5_vl_7b_gspo_vade.sh"][2:], override]) == 1
+    assert dryrun.main([*recorded["gspo_vade_7b"][2:], override]) == 1
     assert message in capsys.readouterr().err
 
 
 def test_vade_options_without_the_vade_sampler_fail(recorded, capsys):
-    args = [*recorded["baselines/run_qwen2_5_vl_7b_grpo.sh"][2:], "+data.sampler.vade.decay=False"]
-    assert dryrun.main(args) == 1
+    if ON_VERL09:
+        pytest.skip(DAPO_ON_VERL09)
+    assert dryrun.main([*recorded["grpo_dapo"][2:], "+data.sampler.vade.decay=False"]) == 1
     assert "read only by VADESampler" in capsys.readouterr().err
 
 
 def test_missing_data_uses_a_stand_in_and_says_so(recorded, tmp_path, capsys):
-    args = [a for a in recorded["vade/run_qwen2_5_vl_7b_grpo_vade.sh"][2:] if not a.startswith("data.train_files=")]
+    args = [a for a in recorded["grpo_vade_7b"][2:] if not a.startswith("data.train_files=")]
     assert dryrun.main([*args, f"data.train_files={tmp_path}/nowhere.parquet"]) == 0
     assert "stand-in of 256 text rows (not found here" in capsys.readouterr().out
 
 
 def test_without_dry_run_the_recipes_call_the_trainer_with_the_same_overrides(recorded, shim, data_dir, tmp_path):
-    name = "vade/run_qwen2_5_vl_7b_grpo_vade.sh"
-    done, _, args = run_recipe(name, {"DATA_DIR": str(data_dir)}, shim, tmp_path, "trainer.total_epochs=1", dry_run="0")
+    done, _, _, args = run_recipe("grpo_vade_7b", shim, tmp_path, "trainer.total_epochs=1", dry_run="0", DATA_DIR=str(data_dir))
     assert done.returncode == 0, done.stderr
-    assert args[:2] == ["-m", "verl.trainer.main_ppo" if dryrun.verl_version() < (0, 8) else "vade_verl.verl09.main_ppo"]
-    assert args[2:] == [*recorded[name][2:], "trainer.total_epochs=1"]  # "$@" passes through, last
+    assert args[:2] == ["-m", TRAINER]
+    assert args[2:] == [*recorded["grpo_vade_7b"][4:], "trainer.total_epochs=1"]  # "$@" passes through, last
 
 
-def test_dapo_runs_verls_recipe_trainer_from_a_checkout(recorded, shim, data_dir, tmp_path):
-    name = "baselines/run_qwen2_5_vl_7b_grpo_dapo.sh"
-    done, _, _ = run_recipe(name, {"DATA_DIR": str(data_dir)}, shim, tmp_path, dry_run="0")
-    assert done.returncode != 0 and "set VERL_RECIPE_ROOT" in done.stderr
-    done, cwd, args = run_recipe(name, {"DATA_DIR": str(data_dir), "VERL_RECIPE_ROOT": str(tmp_path)}, shim, tmp_path, dry_run="0")
+def test_the_trainer_knob_picks_the_module(shim, tmp_path):
+    done, _, _, args = run_recipe("gspo_vade_3b", shim, tmp_path, dry_run="0", TRAINER="vade_verl.verl09.main_ppo")
     assert done.returncode == 0, done.stderr
-    assert cwd == str(tmp_path) and args[:2] == ["-m", "recipe.dapo.main_dapo"]
-    assert args[2:] == recorded[name][3:]  # the same overrides, without the dry run's --dapo
+    assert args[:2] == ["-m", "vade_verl.verl09.main_ppo"]
+
+
+def test_verl_trainer_on_verl09_is_refused_with_the_fix(recorded, capsys):
+    if not ON_VERL09:
+        pytest.skip("verl 0.7.1's verl.trainer.main_ppo has data.sampler")
+    assert dryrun.main(["--trainer", dryrun.VERL_ENTRY, *recorded["grpo_vade_7b"][4:]]) == 1
+    assert f"TRAINER={dryrun.VERL09_ENTRY}" in capsys.readouterr().err
+
+
+def test_dapo_needs_a_verl_recipe_checkout_and_runs_its_trainer(recorded, shim, data_dir, tmp_path):
+    done, *_ = run_recipe("grpo_dapo", shim, tmp_path, dry_run="0", DATA_DIR=str(data_dir))
+    assert done.returncode == 2 and "set VERL_RECIPE_ROOT to a verl-recipe checkout at 8f9e7ac" in done.stderr
+    verl_root = tmp_path / "verl"  # a verl checkout's root: recipe/dapo/, and a verl/ that would shadow
+    (verl_root / "recipe" / "dapo").mkdir(parents=True)
+    (verl_root / "recipe" / "dapo" / "main_dapo.py").write_text("")
+    done, *_ = run_recipe("grpo_dapo", shim, tmp_path, dry_run="0", VERL_RECIPE_ROOT=str(verl_root))
+    assert done.returncode == 2 and "has no dapo/main_dapo.py" in done.stderr
+    done, *_ = run_recipe("grpo_dapo", shim, tmp_path, dry_run="0", VERL_RECIPE_ROOT=str(verl_root / "recipe"), TRAINER="x")
+    assert done.returncode == 2 and "knob TRAINER: not read by this recipe" in done.stderr
+    root = str(verl_root / "recipe")
+    done, cwd, pythonpath, args = run_recipe("grpo_dapo", shim, tmp_path, dry_run="0", DATA_DIR=str(data_dir), VERL_RECIPE_ROOT=root)
+    assert done.returncode == 0, done.stderr
+    assert pythonpath.split(":")[0] == root and args[:2] == ["-m", "dapo.main_dapo"]
+    assert args[2:] == recorded["grpo_dapo"][4:]  # the same overrides as the dry run's
 
 
 def test_ablation_recipe_refuses_an_unknown_ablation(shim, tmp_path):
-    done, _, args = run_recipe("vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh", {"ABLATION": "decay"}, shim, tmp_path)
-    assert done.returncode == 2 and args is None and "set ABLATION to variance, greedy or no_decay" in done.stderr
+    done, *_, args = run_recipe("ablation_greedy", shim, tmp_path, VADE_ABLATION="decay")
+    assert done.returncode == 2 and args is None and "set VADE_ABLATION to variance, greedy or no_decay" in done.stderr
 
 
-def test_one_recipe_end_to_end_in_a_subprocess(data_dir, tmp_path):
+def dapo_checkout():
+    root = os.environ.get("VERL_RECIPE_ROOT")
+    if not root or not os.path.isfile(os.path.join(root, "dapo", "main_dapo.py")):
+        pytest.skip("needs VERL_RECIPE_ROOT: a verl-recipe checkout at 8f9e7ac (CI has no GitHub access)")
+    if ON_VERL09:
+        pytest.skip(DAPO_ON_VERL09)
+    return root
+
+
+def test_dapo_dry_run_composes_the_recipes_own_config(recorded, tmp_path, monkeypatch, capsys):
+    """Where a checkout is given, the dry run composes its dapo_trainer.yaml, and our stand-in keys
+    compose to the same config."""
+    root = dapo_checkout()
+    monkeypatch.syspath_prepend(root)
+    overrides = recorded["grpo_dapo"][4:]
+    assert dryrun.main(["--trainer", dryrun.DAPO_ENTRY, *overrides]) == 0, capsys.readouterr().err
+    assert "the DAPO recipe's dapo_trainer" in capsys.readouterr().out
+    real_dir, real_name, _ = dryrun.trainer_config(dryrun.DAPO_ENTRY, overrides, str(tmp_path))
+    stand_in_dir, stand_in_name = dryrun.with_extra_keys(dryrun.verl_config_dir(), "ppo_trainer", dryrun.DAPO_RECIPE_KEYS, str(tmp_path))
+    real = OmegaConf.to_container(dryrun.compose_config(real_dir, real_name, overrides))
+    stand_in = OmegaConf.to_container(dryrun.compose_config(stand_in_dir, stand_in_name, overrides))
+    assert real == stand_in
+
+
+def test_one_recipe_end_to_end_in_a_subprocess(data_dir):
     """The real command: bash recipe -> python -m vade_verl.dryrun, and a typo from "$@" failing it."""
-    env = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "DATA_DIR": str(data_dir)}
-    recipe = str(ROOT / "recipes/vade/run_qwen2_5_vl_3b_grpo_vade.sh")
-    done = subprocess.run(["bash", recipe, "data.trian_files=x"], env=env, capture_output=True, text=True, timeout=300)
+    env = base_env(DRY_RUN="1", PYTHON=sys.executable, DATA_DIR=str(data_dir))
+    done = bash("vade/run_qwen2_5_vl_3b_grpo_vade.sh", env, "data.trian_files=x", timeout=300)
     assert done.returncode == 1
     assert "dry-run FAILED" in done.stderr and "trian_files" in done.stderr

@@ -1,25 +1,27 @@
 """Dry run of a recipe: compose its full verl config, validate it, build the sampler, exit.
 
-    python3 -m vade_verl.dryrun [--dapo] [--config-dir DIR --config-name NAME] [--print-config] OVERRIDES...
+    python3 -m vade_verl.dryrun [--trainer MODULE] [--config-dir DIR --config-name NAME] [--print-config] OVERRIDES...
     vade-verl dry-run ...                                  # the same
-    DRY_RUN=1 bash recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh   # every recipe: its overrides, here
+    DRY_RUN=1 bash recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh   # every recipe: its trainer and overrides
 
 With the overrides the trainer would get, in this order, each step failing the run with the
 reason (exit 1):
 
-1. Hydra composes the trainer's config: verl's real ``ppo_trainer.yaml`` on verl 0.5-0.7; on
-   0.9.x the config ``vade_verl.verl09.main_ppo`` composes. verl's config is struct, so a
-   misspelled key fails here. ``--dapo`` (verl's DAPO recipe trainer, any verl) composes verl's
-   ``ppo_trainer`` plus the keys the DAPO recipe's config adds (``data.gen_batch_size``,
-   ``algorithm.filter_groups.*``, see ``DAPO_RECIPE_KEYS``); ``--config-dir``/``--config-name``
-   compose another config instead.
+1. Hydra composes the config of the trainer ``--trainer`` names (``TRAINERS``; default: the
+   recipes' entry point for the installed verl): ``verl.trainer.main_ppo`` composes verl's real
+   ``ppo_trainer.yaml``; ``vade_verl.verl09.main_ppo`` its own config (verl 0.9.x);
+   ``dapo.main_dapo`` (verl-recipe's DAPO trainer) the DAPO recipe's ``dapo_trainer.yaml`` when
+   ``dapo`` is importable (the DAPO recipe puts ``VERL_RECIPE_ROOT`` on ``PYTHONPATH``), else
+   verl's ``ppo_trainer`` plus the keys that file adds (``DAPO_RECIPE_KEYS``, verl-recipe
+   8f9e7ac), and says so. verl's config is struct, so a misspelled key fails here.
+   ``--config-dir``/``--config-name`` compose another config instead.
 2. What verl's ``main_ppo`` does before starting Ray: the legacy-reward migration (0.7),
    resolving every interpolation, ``verl.utils.config.validate_config`` (actor dataclass, batch
    divisibility, micro-batch settings), and for ``vade_verl.verl09.main_ppo`` its ``check_config``.
 3. verl's ``RolloutConfig`` dataclass for ``actor_rollout_ref.rollout`` (as the workers build it),
    and the registries: ``algorithm.adv_estimator`` and ``policy_loss.loss_mode`` must name a
    registered estimator / loss, after importing what verl would (``VERL_USE_EXTERNAL_MODULES``,
-   ``actor_rollout_ref.model.external_lib``, ``data.custom_cls``).
+   ``actor_rollout_ref.model.external_lib``, ``data.custom_cls``, a ``pkg://`` reward function).
 4. ``data.sampler.vade`` options given to a sampler other than ``VADESampler`` are an error.
 5. The sampler, built by the trainer's own ``create_rl_sampler`` (verl's, or
    ``vade_verl.verl09.main_ppo``'s on 0.9) on the dataset of ``data.train_files`` read by verl's
@@ -45,10 +47,23 @@ from omegaconf import OmegaConf
 
 VADE_SAMPLER_NAME = "VADESampler"
 
-# What verl's DAPO recipe (recipe/dapo/config/dapo_trainer.yaml) adds to verl's ppo_trainer and
-# our DAPO baseline sets; RayDAPOTrainer reads them.
+VERL_ENTRY = "verl.trainer.main_ppo"
+VERL09_ENTRY = "vade_verl.verl09.main_ppo"
+DAPO_ENTRY = "dapo.main_dapo"
+TRAINERS = (VERL_ENTRY, VERL09_ENTRY, DAPO_ENTRY)
+
+# What verl-recipe's dapo/config/dapo_trainer.yaml (commit 8f9e7ac) adds to verl's ppo_trainer; the
+# stand-in for that file when no verl-recipe checkout is importable. tests/test_recipes.py compares
+# the two where a checkout is given (VERL_RECIPE_ROOT).
 DAPO_RECIPE_KEYS = {
     "data": {"gen_batch_size": "${data.train_batch_size}"},
+    "reward": {
+        "reward_manager": {"name": "dapo"},
+        "reward_kwargs": {
+            "overlong_buffer_cfg": {"enable": False, "len": 0, "penalty_factor": 0.0, "log": False},
+            "max_resp_len": None,
+        },
+    },
     "algorithm": {
         "filter_groups": {
             "_target_": "verl.trainer.config.FilterGroupsConfig",
@@ -57,6 +72,7 @@ DAPO_RECIPE_KEYS = {
             "max_num_gen_batches": 0,
         }
     },
+    "trainer": {"project_name": "verl-dapo"},
 }
 
 
@@ -69,20 +85,48 @@ def verl_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def uses_verl09_entry(dapo: bool) -> bool:
-    """Whether the recipe runs ``vade_verl.verl09.main_ppo`` (verl 0.9.x, all but DAPO's trainer)."""
-    return verl_version() >= (0, 8) and not dapo
+def default_trainer() -> str:
+    """The recipes' entry point for the installed verl (their ``TRAINER`` knob)."""
+    return VERL09_ENTRY if verl_version() >= (0, 8) else VERL_ENTRY
 
 
-def default_config(dapo: bool) -> tuple[str, str]:
-    """(config dir, config name) that the recipe's trainer composes (before DAPO's keys)."""
-    if uses_verl09_entry(dapo):
-        from vade_verl.verl09 import main_ppo
-
-        return os.path.join(os.path.dirname(main_ppo.__file__), "config"), main_ppo.CONFIG_NAME
+def verl_config_dir() -> str:
     import verl
 
-    return os.path.join(os.path.dirname(verl.__file__), "trainer", "config"), "ppo_trainer"
+    return os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+
+
+def dapo_recipe_config_dir() -> Optional[str]:
+    """verl-recipe's ``dapo/config`` when ``dapo.main_dapo`` is importable, else None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(DAPO_ENTRY)
+    except ImportError:
+        return None
+    return os.path.join(os.path.dirname(spec.origin), "config") if spec and spec.origin else None
+
+
+def trainer_config(trainer: str, overrides: list[str], workdir: str) -> tuple[str, str, str]:
+    """(config dir, config name, where it comes from) that ``trainer`` composes."""
+    if trainer == VERL_ENTRY:
+        if verl_version() >= (0, 8) and any(o.lstrip("+").startswith("data.sampler.") for o in overrides):
+            raise DryRunError(
+                f"verl {importlib.metadata.version('verl')}'s {VERL_ENTRY} has no data.sampler (removed in verl 0.8): "
+                f"run {VERL09_ENTRY} instead (recipes: TRAINER={VERL09_ENTRY}; docs/verl09.md)"
+            )
+        return verl_config_dir(), "ppo_trainer", "verl's ppo_trainer"
+    if trainer == VERL09_ENTRY:
+        from vade_verl.verl09 import main_ppo
+
+        return os.path.join(os.path.dirname(main_ppo.__file__), "config"), main_ppo.CONFIG_NAME, "vade_verl.verl09's config"
+    if trainer == DAPO_ENTRY:
+        recipe_dir = dapo_recipe_config_dir()
+        if recipe_dir:
+            return recipe_dir, "dapo_trainer", f"the DAPO recipe's dapo_trainer ({recipe_dir})"
+        config_dir, config_name = with_extra_keys(verl_config_dir(), "ppo_trainer", DAPO_RECIPE_KEYS, workdir)
+        return config_dir, config_name, "verl's ppo_trainer + the DAPO recipe's keys (no verl-recipe checkout importable)"
+    raise DryRunError(f"unknown trainer {trainer!r}: the recipes run one of {', '.join(TRAINERS)}")
 
 
 def with_extra_keys(config_dir: str, config_name: str, extra: dict, workdir: str) -> tuple[str, str]:
@@ -101,7 +145,7 @@ def compose_config(config_dir: str, config_name: str, overrides: list[str]):
         return compose(config_name=config_name, overrides=overrides)
 
 
-def validate_like_main_ppo(config, dapo: bool):
+def validate_like_main_ppo(config, trainer: str):
     """Step 2 of the module docstring."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
@@ -112,7 +156,7 @@ def validate_like_main_ppo(config, dapo: bool):
         config = migrate_legacy_reward_impl(config)
     OmegaConf.resolve(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-    if uses_verl09_entry(dapo):
+    if trainer == VERL09_ENTRY:
         from vade_verl.verl09.main_ppo import check_config
 
         check_config(config)
@@ -121,8 +165,8 @@ def validate_like_main_ppo(config, dapo: bool):
 
 def import_configured_modules(config) -> None:
     """Import what registers plug-ins in verl's processes: ``VERL_USE_EXTERNAL_MODULES`` (from the
-    environment or the config's Ray ``runtime_env``), ``actor_rollout_ref.model.external_lib`` and
-    the module of ``data.custom_cls`` (which verl loads in the driver)."""
+    environment or the config's Ray ``runtime_env``), ``actor_rollout_ref.model.external_lib``, the
+    module of ``data.custom_cls`` (which verl loads in the driver) and a ``pkg://`` reward function."""
     from verl.utils.import_utils import load_extern_object
 
     listed = OmegaConf.select(config, "ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES")
@@ -136,6 +180,9 @@ def import_configured_modules(config) -> None:
     custom_cls = config.data.get("custom_cls") or {}
     if custom_cls.get("path"):
         load_extern_object(custom_cls.path, custom_cls.name)
+    reward_fn = OmegaConf.select(config, "reward.custom_reward_function") or {}
+    if str(reward_fn.get("path") or "").startswith("pkg://"):  # a file path may exist only on the GPU machine
+        load_extern_object(reward_fn.path, reward_fn.name)
 
 
 def validate_dataclasses_and_registries(config) -> None:
@@ -184,14 +231,14 @@ def write_stand_in(path: str, rows: int) -> str:
     return path
 
 
-def build_sampler(config, workdir: str, dapo: bool) -> tuple[Any, int, str]:
+def build_sampler(config, workdir: str, trainer: str) -> tuple[Any, int, str]:
     """Step 5: (sampler, dataset rows, where the rows came from)."""
     if verl_version() < (0, 8):
         from verl.trainer.main_ppo import create_rl_dataset, create_rl_sampler
     else:
         from verl.trainer.ppo.utils import create_rl_dataset
 
-        if uses_verl09_entry(dapo):
+        if trainer == VERL09_ENTRY:
             from vade_verl.verl09.main_ppo import create_rl_sampler
         else:
             from verl.trainer.ppo.utils import create_rl_sampler
@@ -218,30 +265,34 @@ def notes_on_local_paths(config) -> list[str]:
     reward_fn = OmegaConf.select(config, "reward.custom_reward_function.path") or OmegaConf.select(
         config, "custom_reward_function.path"
     )
-    if reward_fn and not os.path.exists(os.path.expanduser(str(reward_fn))):
+    if reward_fn and not str(reward_fn).startswith("pkg://") and not os.path.exists(os.path.expanduser(str(reward_fn))):
         notes.append(f"reward function file {reward_fn} does not exist here")
     return notes
 
 
-def dry_run(overrides: list[str], dapo: bool = False, config_dir: Optional[str] = None, config_name: Optional[str] = None) -> tuple[Any, list[str]]:
+def dry_run(
+    overrides: list[str], trainer: Optional[str] = None, config_dir: Optional[str] = None, config_name: Optional[str] = None
+) -> tuple[Any, list[str]]:
     """Steps 1-5; returns the resolved config and the report lines. Raises on the first failure."""
     import ray
 
-    default_dir, default_name = default_config(dapo)
-    config_dir, config_name = config_dir or default_dir, config_name or default_name
+    trainer = trainer or default_trainer()
     with tempfile.TemporaryDirectory(prefix="vade_dryrun_") as workdir:
-        if dapo:
-            config_dir, config_name = with_extra_keys(config_dir, config_name, DAPO_RECIPE_KEYS, workdir)
+        if config_dir:
+            config_from = f"{config_name} in {config_dir}"
+        else:
+            config_dir, config_name, config_from = trainer_config(trainer, overrides, workdir)
         config = compose_config(config_dir, config_name, overrides)
-        config = validate_like_main_ppo(config, dapo)
+        config = validate_like_main_ppo(config, trainer)
         validate_dataclasses_and_registries(config)
         check_sampler_options(config)
-        sampler, rows, source = build_sampler(config, workdir, dapo)
+        sampler, rows, source = build_sampler(config, workdir, trainer)
     if ray.is_initialized():
         raise DryRunError("Ray was started during the dry run")
     data = config.data
     report = [
-        f"verl {importlib.metadata.version('verl')}, config {config_name} + {len(overrides)} overrides: composed and validated",
+        f"verl {importlib.metadata.version('verl')}, trainer {trainer}, config {config_from} + {len(overrides)} overrides: "
+        "composed and validated",
         f"algorithm.adv_estimator={config.algorithm.adv_estimator} "
         f"loss_mode={config.actor_rollout_ref.actor.policy_loss.loss_mode} "
         f"rollout.n={config.actor_rollout_ref.rollout.n} data.train_batch_size={data.train_batch_size}"
@@ -250,7 +301,7 @@ def dry_run(overrides: list[str], dapo: bool = False, config_dir: Optional[str] 
     ]
     if type(sampler).__name__ == VADE_SAMPLER_NAME:
         report.append(f"VADE {sampler.config}")
-    if dapo:
+    if trainer == DAPO_ENTRY:
         report.append(f"algorithm.filter_groups={OmegaConf.to_container(config.algorithm.filter_groups)}")
     report.extend(f"note: {note}" for note in notes_on_local_paths(config))
     report.append("stopped before Ray and model loading")
@@ -261,7 +312,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="vade-verl dry-run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dapo", action="store_true", help="add the keys of verl's DAPO recipe config")
+    parser.add_argument("--trainer", choices=TRAINERS, help="the module the recipe runs (default: the recipes' entry for this verl)")
     parser.add_argument("--config-dir", help="compose this config folder instead of the trainer's default")
     parser.add_argument("--config-name", help="config name in --config-dir")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML")
@@ -270,7 +321,7 @@ def main(argv=None) -> int:
     if bool(args.config_dir) != bool(args.config_name):
         parser.error("--config-dir and --config-name go together")
     try:
-        config, report = dry_run(args.overrides, args.dapo, args.config_dir, args.config_name)
+        config, report = dry_run(args.overrides, args.trainer, args.config_dir, args.config_name)
     except Exception as error:  # every failure is a finding about the recipe: report it, exit 1
         print(f"dry-run FAILED: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -1,28 +1,47 @@
 #!/usr/bin/env bash
-# Baseline: GRPO + DAPO dynamic sampling on Qwen2.5-VL-7B-Instruct (VADE paper, "GRPO+DAPO").
-# verl's core trainer does not implement algorithm.filter_groups (0.7.1 and 0.9.1 only have its
-# config dataclass): this runs verl's DAPO recipe trainer, `python3 -m recipe.dapo.main_dapo`, from
-# a verl source checkout (VERL_RECIPE_ROOT, holding recipe/dapo; use the recipe version that matches
-# your installed verl). It draws gen_batch_size prompts, drops the groups whose rollouts all got the
-# same reward, and draws again until train_batch_size informative groups are collected.
-# Only dynamic sampling is taken from DAPO: everything else is as in the GRPO baseline.
-#   VERL_RECIPE_ROOT=~/src/verl bash recipes/baselines/run_qwen2_5_vl_7b_grpo_dapo.sh [overrides...]
-#   DRY_RUN=1 bash recipes/baselines/run_qwen2_5_vl_7b_grpo_dapo.sh     # check only, no checkout needed
-# Environment parameters: recipes/common.sh.
-set -xeuo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+# Baseline GRPO + DAPO dynamic sampling on Qwen2.5-VL-7B-Instruct (VADE paper, "GRPO+DAPO"):
+# recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh with verl's random sampler, run by the DAPO recipe's
+# trainer (verl-recipe's dapo/main_dapo.py; verl's wheel has no trainer that filters groups). Each
+# step draws DAPO_GEN_BATCH prompts, drops the groups whose rewards are all equal and draws again
+# until TRAIN_BATCH groups are kept. Only dynamic sampling is taken from DAPO (no clip-higher,
+# token-level loss or overlong penalty). The loader's batch is DAPO_GEN_BATCH, so an epoch has 3x
+# fewer steps than GRPO's for about as many rollouts (docs/recipes.md).
+#   git clone https://github.com/verl-project/verl-recipe ~/src/verl-recipe
+#   git -C ~/src/verl-recipe checkout 8f9e7ac93acac57f6ef7e8dffa3de788d148a09a  # works with verl 0.7.1
+#   VERL_RECIPE_ROOT=~/src/verl-recipe bash recipes/baselines/run_qwen2_5_vl_7b_grpo_dapo.sh [overrides]
+#   DRY_RUN=1 bash recipes/baselines/run_qwen2_5_vl_7b_grpo_dapo.sh  # check; composes the DAPO
+#                                                   # recipe's own config when VERL_RECIPE_ROOT is set
+# Knobs: the VADE recipe's (TRAINER excepted), DAPO_GEN_BATCH [3 x TRAIN_BATCH] and VERL_RECIPE_ROOT
+# (a verl-recipe checkout, or a verl checkout's recipe/ folder: not a verl checkout's root, whose
+# verl/ would shadow the installed verl). Labels as there; dapo = verl-recipe's DAPO scripts.
+set -euo pipefail
+DAPO_GEN_BATCH="${DAPO_GEN_BATCH:-$((3 * ${TRAIN_BATCH:-128}))}"  # dapo: 3x oversampling
+VERL_RECIPE_ROOT="${VERL_RECIPE_ROOT:-}"
+if [ -n "${TRAINER:-}" ]; then
+  echo "$(basename "$0"): knob TRAINER: not read by this recipe (its trainer is dapo.main_dapo)" >&2
+  exit 2
+fi
+if [ -n "$VERL_RECIPE_ROOT" ] && [ ! -f "$VERL_RECIPE_ROOT/dapo/main_dapo.py" ]; then
+  echo "$(basename "$0"): VERL_RECIPE_ROOT=$VERL_RECIPE_ROOT has no dapo/main_dapo.py: give a verl-recipe checkout" >&2
+  exit 2
+fi
+if [ -z "$VERL_RECIPE_ROOT" ] && [ "${DRY_RUN:-0}" != 1 ] && [ "${PRINT_OVERRIDES:-0}" != 1 ]; then
+  echo "$(basename "$0"): set VERL_RECIPE_ROOT to a verl-recipe checkout at 8f9e7ac (see this file's header)" >&2
+  exit 2
+fi
+# The checkout itself goes on PYTHONPATH (the module is dapo.main_dapo), so no verl/ source folder does.
+[ -z "$VERL_RECIPE_ROOT" ] || export PYTHONPATH="$VERL_RECIPE_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export TRAINER=dapo.main_dapo EXPERIMENT="${EXPERIMENT:-qwen2_5_vl_7b_grpo_dapo}"
 
-MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-VL-7B-Instruct}
-ROLLOUT_TP=${ROLLOUT_TP:-2}
-GEN_BATCH=$((TRAIN_BATCH * 3))  # verl's DAPO recipes oversample 3x
-
-geo3k_args "$MODEL_PATH" "$ROLLOUT_TP"
-# metric=seq_reward (our choice): geo3k's reward function returns no 'acc' entry for metric=acc, so
-# groups are compared on the total reward 0.9 * correct + 0.1 * format.
-# max_num_gen_batches=10 (our choice): at most 10 oversampled draws per step (0 = no limit).
-run_trainer --dapo "${ARGS[@]}" data.shuffle=True data.seed=1 \
-  data.gen_batch_size=$GEN_BATCH \
-  algorithm.filter_groups.enable=True \
-  algorithm.filter_groups.metric=seq_reward \
-  algorithm.filter_groups.max_num_gen_batches=10 \
-  "$@"
+DAPO=(
+  'hydra.searchpath=[pkg://verl.trainer.config]'    # the installed verl's ppo_trainer (the DAPO config
+                                                    # names ./verl/trainer/config, a verl checkout's)
+  data.sampler.class_path=null                      # verl's random sampler, instead of VADE's
+  data.sampler.class_name=null
+  data.gen_batch_size="$DAPO_GEN_BATCH"
+  algorithm.filter_groups.enable=True               # dapo: dynamic sampling
+  algorithm.filter_groups.metric=seq_reward         # ours: a group is kept when its rewards differ
+  algorithm.filter_groups.max_num_gen_batches=10    # ours: fail after 10 draws without a full batch
+)
+unset DAPO_GEN_BATCH  # read here; the recipe below refuses knobs it does not read
+exec bash "$(dirname "$0")/../vade/run_qwen2_5_vl_7b_grpo_vade.sh" "${DAPO[@]}" "$@"

@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
-# GSPO + VADE on Qwen2.5-VL-3B-Instruct, geo3k-style data.
-#   bash recipes/vade/run_qwen2_5_vl_3b_gspo_vade.sh [hydra overrides...]   (DRY_RUN=1: check only)
-# Environment parameters: recipes/common.sh.
-set -xeuo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-
-MODEL_PATH=${MODEL_PATH:-Qwen/Qwen2.5-VL-3B-Instruct}
-ROLLOUT_TP=${ROLLOUT_TP:-1}  # our choice: a 3B model fits one GPU for rollout
-
-geo3k_args "$MODEL_PATH" "$ROLLOUT_TP"
-run_trainer "${ARGS[@]}" "${GSPO_ARGS[@]}" "${VADE_ARGS[@]}" "$@"
+# GSPO + VADE on Qwen2.5-VL-3B-Instruct: run_qwen2_5_vl_7b_gspo_vade.sh with the 3B model, whose
+# vLLM engine fits one GPU (ours: ROLLOUT_TP=1). Same usage and knobs.
+set -euo pipefail
+export MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-VL-3B-Instruct}"
+export ROLLOUT_TP="${ROLLOUT_TP:-1}"
+export EXPERIMENT="${EXPERIMENT:-qwen2_5_vl_3b_gspo_vade}"
+exec bash "$(dirname "$0")/run_qwen2_5_vl_7b_gspo_vade.sh" "$@"

@@ -18,7 +18,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, Optional
 
 from vade_verl.data.rows import GEO3K_INSTRUCTION, ID_SCHEMES, make_rows
 
@@ -27,15 +27,16 @@ logger = logging.getLogger(__name__)
 DEFAULT_SOURCE = "hiyouga/geometry3k"
 
 
-def load_split(source: str, split: str) -> Any:
-    """One split of ``source``: a ``save_to_disk`` folder, else whatever ``load_dataset`` reads."""
+def load_split(source: str, split: str, config: Optional[str] = None) -> Any:
+    """One split of ``source``: a ``save_to_disk`` folder, else whatever ``load_dataset`` reads
+    (``config``: the Hub dataset's configuration name, if it has several)."""
     import datasets
 
     saved = os.path.isdir(source) and any(
         os.path.exists(os.path.join(source, name)) for name in ("dataset_dict.json", "state.json")
     )
     if not saved:
-        return datasets.load_dataset(source, split=split)
+        return datasets.load_dataset(source, config, split=split)
     loaded = datasets.load_from_disk(source)
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
