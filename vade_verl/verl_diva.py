@@ -486,6 +486,7 @@ class DivaRLHFDataset(RLHFDataset):
             row["extra_info"] = {
                 **original["extra_info"],
                 DIFFICULTY_KEY: spec.difficulty,
+                "diva_drawn_difficulty": spec.drawn_difficulty,
                 VARIANT_KEY: spec.kind,
                 "diva_ops": [name for name, _ in spec.ops],
                 "diva_hint_steps": spec.hint_steps,
