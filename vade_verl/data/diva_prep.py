@@ -243,6 +243,7 @@ class TransformersGenerator:
                 inputs = self.prompter.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
             else:
                 inputs = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+            inputs.pop("token_type_ids", None)  # some tokenizers add it; causal LMs' generate refuses it
             inputs = inputs.to(self.device)
             sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {"do_sample": False}
             with torch.no_grad():
