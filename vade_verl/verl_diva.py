@@ -477,7 +477,8 @@ class DivaRLHFDataset(RLHFDataset):
             messages, found = _variant_messages(original["raw_prompt"], content, question)
             if not found:
                 self.variant_counts["question_not_in_prompt"] += 1
-                logger.warning(
+                logger.log(
+                    logging.WARNING if self.variant_counts["question_not_in_prompt"] == 1 else logging.INFO,
                     "DIVA: problem %d: its '%s' text is not in the prompt's last user message, so the variant "
                     "rewrites that whole message (any answer-format instruction in it is lost)",
                     item, self.question_key,
