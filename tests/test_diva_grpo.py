@@ -1,10 +1,11 @@
-"""DIVA-GRPO math (vade_verl.diva_grpo) against hand-worked numbers and scipy."""
+"""DIVA-GRPO math (vade_verl.diva_grpo) against hand-worked numbers, numpy re-derivations and scipy."""
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import norm
 
+import diva_reference as ref
 from vade_verl.diva_grpo import (
     PAPER_MU,
     DifficultyConfig,
@@ -12,10 +13,13 @@ from vade_verl.diva_grpo import (
     DivaAdvantageConfig,
     compute_diva_advantage,
     difficulty_delta,
+    draw_variant_difficulties,
     draw_variant_difficulty,
     update_difficulty,
     variant_difficulty_probs,
 )
+
+PAPER = DivaAdvantageConfig(order="paper", low_reward_damping=False)
 
 # Hand-worked batch: two problems, each an original and one variant, 4 rollouts per prompt.
 #   problem 0: original "a0" d=3 rewards 1 1 0 0 ; variant "a1" (harder) d=7 rewards 1 0 0 0
@@ -47,7 +51,7 @@ def _z(x):
     return (x - x.mean()) / x.std(ddof=1)
 
 
-def _run(cfg=DivaAdvantageConfig()):
+def _run(cfg=PAPER):
     return compute_diva_advantage(torch.tensor(REWARDS, dtype=torch.float64), LOCAL, GLOBAL, DIFF, cfg)
 
 
@@ -67,17 +71,86 @@ def test_hand_worked_advantage():
 
 
 def test_k_zero_is_unweighted_global():
-    _, parts = _run(DivaAdvantageConfig(k=0.0))
+    _, parts = _run(DivaAdvantageConfig(order="paper", k=0.0))
     np.testing.assert_allclose(parts["A_global_weighted"].numpy(), [POS, POS, NEG, NEG, POS] + [NEG] * 7 + [POS] * 3 + [NEG], atol=1e-5)
 
 
-def test_low_reward_damping_scales_only_low_groups():
+def test_paper_order_damping_scales_the_whole_advantage_of_low_local_groups():
     plain, _ = _run()
-    damped, parts = _run(DivaAdvantageConfig(low_reward_damping=True))
+    damped, parts = _run(DivaAdvantageConfig(order="paper"))
     low = np.array([g == "b0" for g in LOCAL])
-    np.testing.assert_array_equal(parts["low_reward_mask"].numpy(), low)
+    np.testing.assert_array_equal(parts["low_local"].numpy(), low)
     np.testing.assert_allclose(damped.numpy()[low], 0.1 * plain.numpy()[low])
     np.testing.assert_allclose(damped.numpy()[~low], plain.numpy()[~low])
+
+
+# Authors' order, hand-worked. Three problems, an original and one variant each, 4 rollouts per prompt,
+# rewards as the authors' scorer gives them (0.9 accuracy + 0.1 format):
+#   a0 d=3: 1 1 0 0      a1 d=7: 1 0 0 0        (problem 0)
+#   b0 d=8: .1 0 0 0     b1 d=5: 1 1 1 0        (problem 1: b0 is low, its problem is not)
+#   c0 d=9: .1 0 0 0     c1 d=7: 0 0 .1 .1      (problem 2: low as a whole)
+A_LOCAL_IDS = ["a0"] * 4 + ["a1"] * 4 + ["b0"] * 4 + ["b1"] * 4 + ["c0"] * 4 + ["c1"] * 4
+A_PROBLEMS = [0] * 8 + [1] * 8 + [2] * 8
+A_DIFF = [3] * 4 + [7] * 4 + [8] * 4 + [5] * 4 + [9] * 4 + [7] * 4
+A_REWARDS = [1, 1, 0, 0, 1, 0, 0, 0, 0.1, 0, 0, 0, 1, 1, 1, 0, 0.1, 0, 0, 0, 0, 0, 0.1, 0.1]
+# Local z-scores by hand: b0 and c0 mean .025, std .05 -> 1.5, -.5 x3; c1 mean .05, std sqrt(.01/3) -> -+0.866.
+# dd by hand: problem 0 mean 5 -> -2, +2; problem 1 mean 6.5 -> +1.5, -1.5; problem 2 mean 8 -> +1, -1.
+HAND_A_LOCAL_B0 = [1.5, -0.5, -0.5, -0.5]
+HAND_A_LOCAL_C1 = [-S3, -S3, S3, S3]
+HAND_DD = [-2] * 4 + [2] * 4 + [1.5] * 4 + [-1.5] * 4 + [1] * 4 + [-1] * 4
+
+
+def _authors(cfg=DivaAdvantageConfig()):
+    return compute_diva_advantage(torch.tensor(A_REWARDS, dtype=torch.float64), A_LOCAL_IDS, A_PROBLEMS, A_DIFF, cfg)
+
+
+def test_authors_order_is_the_default():
+    assert DivaAdvantageConfig().order == "authors" and DivaAdvantageConfig().low_reward_damping
+
+
+def test_authors_order_hand_worked():
+    adv, parts = _authors()
+    np.testing.assert_allclose(parts["A_local"].numpy()[8:12], HAND_A_LOCAL_B0, atol=1e-4)  # eps 1e-6 on std .05
+    np.testing.assert_allclose(parts["A_local"].numpy()[20:24], HAND_A_LOCAL_C1, atol=1e-4)
+    np.testing.assert_allclose(parts["dd"].numpy(), HAND_DD)
+    low_local = np.array([g in ("b0", "c0", "c1") for g in A_LOCAL_IDS])
+    low_global = np.array([p == 2 for p in A_PROBLEMS])
+    np.testing.assert_array_equal(parts["low_local"].numpy(), low_local)
+    np.testing.assert_array_equal(parts["low_global"].numpy(), low_global)
+    # normalise (over the batch), weight by exp(k dd sign), damp each part by its own group, add
+    local = ref.zscore(ref.grpo(A_REWARDS, A_LOCAL_IDS))
+    glob = ref.zscore(ref.grpo(A_REWARDS, A_PROBLEMS))
+    weighted = glob * np.exp(0.1 * np.array(HAND_DD) * np.sign(glob))
+    expected = np.where(low_local, 0.1 * local, local) + np.where(low_global, 0.1 * weighted, weighted)
+    np.testing.assert_allclose(adv.numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(adv.numpy(), ref.authors_advantage(A_REWARDS, A_LOCAL_IDS, A_PROBLEMS, A_DIFF), atol=1e-5)
+    # b0 is low but its problem is not: its local part is damped, its global part kept
+    np.testing.assert_allclose(adv.numpy()[8:12], 0.1 * local[8:12] + weighted[8:12], atol=1e-5)
+    # and the orders differ
+    assert np.abs(adv.numpy() - ref.paper_advantage(A_REWARDS, A_LOCAL_IDS, A_PROBLEMS, A_DIFF)).max() > 0.05
+
+
+def test_authors_order_without_damping_and_with_separate_task_scores():
+    adv, _ = _authors(DivaAdvantageConfig(low_reward_damping=False))
+    undamped = ref.authors_advantage(A_REWARDS, A_LOCAL_IDS, A_PROBLEMS, A_DIFF, scale=1.0)
+    np.testing.assert_allclose(adv.numpy(), undamped, atol=1e-5)
+    # rewards shifted by a KL-like penalty; lowness read from the task scores passed per row
+    shifted = np.asarray(A_REWARDS) - 0.002
+    low = ref.all_below(A_REWARDS, A_LOCAL_IDS, 0.15)
+    adv, parts = compute_diva_advantage(torch.tensor(shifted), A_LOCAL_IDS, A_PROBLEMS, A_DIFF, DivaAdvantageConfig(), low)
+    expected = ref.authors_advantage(shifted, A_LOCAL_IDS, A_PROBLEMS, A_DIFF, damping_scores=A_REWARDS)
+    np.testing.assert_allclose(adv.numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(parts["low_local"].numpy(), low)
+
+
+def test_any_finite_reward_scale_is_accepted_and_nan_is_named():
+    dapo = 2.0 * np.asarray(REWARDS) - 1.0  # math_dapo's +-1
+    adv, _ = compute_diva_advantage(torch.tensor(dapo), LOCAL, GLOBAL, DIFF)
+    np.testing.assert_allclose(adv.numpy(), ref.authors_advantage(dapo, LOCAL, GLOBAL, DIFF), atol=1e-5)
+    with pytest.raises(ValueError, match="non-finite"):
+        compute_diva_advantage(torch.tensor([np.nan, 1.0]), ["u", "u"], [0, 0], [3, 3])
+    with pytest.raises(ValueError, match="order"):
+        DivaAdvantageConfig(order="mixed")
 
 
 def test_no_std_division_centres_only():
@@ -114,8 +187,8 @@ def test_difficulty_clipped_and_validated():
 
 def test_tracker_uses_mean_of_problem_and_variants():
     tracker = DifficultyTracker(3, initial=[5, 5, 9])
-    # problem 0: mean .25 -> +1 ; problem 2: mean 0.75 -> -2 ; problem 1 absent -> unchanged
-    changes = tracker.update([0, 0, 0, 0, 2, 2, 2, 2], [1, 0, 0, 0, 1, 1, 1, 0])
+    # problem 0: mean .25 -> +1 ; problem 2: mean 0.75 -> -2 ; problem 1 absent -> unchanged; NaN left out
+    changes = tracker.update([0, 0, 0, 0, 0, 2, 2, 2, 2], [1, 0, 0, 0, np.nan, 1, 1, 1, 0])
     assert changes == {0: (0.25, 5, 6), 2: (0.75, 9, 7)}
     np.testing.assert_array_equal(tracker.difficulty, [6, 5, 7])
     copy = DifficultyTracker(3)
@@ -145,10 +218,32 @@ def test_variant_draw_histogram_matches_mu_table(d):
     assert np.max(np.abs(hist - expected)) < 0.016, (hist, expected)
 
 
-def test_variant_draw_is_deterministic_and_validated():
-    a = [draw_variant_difficulty(4, np.random.default_rng(7)) for _ in range(3)]
-    assert len(set(a)) == 1
+def test_one_variant_takes_the_authors_fixed_target():
+    rng = np.random.default_rng(0)
+    # release gen_new_item.py DIFFICULTY_MAPPING, by hand
+    assert [draw_variant_difficulties(d, 1, rng)[0] for d in range(1, 10)] == [9, 8, 7, 6, 6, 5, 5, 5, 4]
+    paper = DifficultyConfig(single_variant_targets=None)
+    draws = [draw_variant_difficulties(5, 1, rng, paper)[0] for _ in range(4000)]
+    hist = np.bincount(draws, minlength=10)[1:] / len(draws)
+    assert np.max(np.abs(hist - _scipy_probs(6.0))) < 0.03
+
+
+def test_several_variants_keep_one_hint():
+    rng = np.random.default_rng(3)
+    seen_replaced = set()
+    for _ in range(3000):
+        targets = draw_variant_difficulties(8, 3, rng)  # mu(8) = 3.5: most draws are below 8
+        assert sum(t < 8 for t in targets) <= 1
+        seen_replaced.update(t for t in targets[1:] if t >= 8)
+    assert seen_replaced == {8, 9}  # 8 + {0, 1, 2, 3}, clipped at 9
+    free = DifficultyConfig(single_hint=False)
+    assert any(sum(t < 8 for t in draw_variant_difficulties(8, 3, rng, free)) > 1 for _ in range(50))
+
+
+def test_variant_draw_is_validated():
     with pytest.raises(ValueError, match="integer"):
         draw_variant_difficulty(10, np.random.default_rng(0))
     with pytest.raises(ValueError, match="mu needs"):
         DifficultyConfig(mu=(1.0, 2.0))
+    with pytest.raises(ValueError, match="single_variant_targets"):
+        DifficultyConfig(single_variant_targets=(9, 8))

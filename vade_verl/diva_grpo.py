@@ -1,28 +1,46 @@
 """DIVA-GRPO math: difficulty tracking, variant-difficulty draw, local+global advantage.
 
 DIVA-GRPO, "difficulty-adaptive variant advantage" (arXiv 2603.01106). Pure numpy/torch, no verl
-import; the verl adapter is :mod:`vade_verl.verl_diva`. Every constant is a config field whose
-default is the paper's value (see /work/shared/papers/ALGORITHMS.md for the sources).
+import; the verl adapter is :mod:`vade_verl.verl_diva`. Defaults are the paper's values or, where the
+paper is silent or differs, the authors' released code (GitHub Siaaaaaa1/DIVA_GRPO_release, files
+cited below); docs/diva.md tabulates every choice (paper / authors' code / ours).
 
 Difficulty (Sec. 3.1, "global difficulty-aware assessment")
     Each problem carries an integer difficulty ``d`` in ``[d_min, d_max] = [1, 9]``. After a step,
-    ``s`` = mean reward over every rollout of the problem *and* of its variants in that step, and
+    ``s`` = the fraction of correct rollouts over the problem *and* its variants in that step, and
     ``d <- clip(d + delta(s), 1, 9)`` with the right-closed score bands
-    ``[0, .05] -> +2, (.05, .3] -> +1, (.3, .5] -> 0, (.5, .7] -> -1, (.7, 1] -> -2``.
+    ``[0, .05] -> +2, (.05, .3] -> +1, (.3, .5] -> 0, (.5, .7] -> -1, (.7, 1] -> -2``
+    (release ``verl/utils/diva_utils.py: calculate_new_difficulty``; the first matching closed
+    interval wins, so the bands are right-closed).
 
 Variant difficulty (Sec. 3.2)
     ``target = clip(round(Normal(mu(d), sigma)), 1, 9)``, ``sigma = 1``,
-    ``mu = {1: 8, 2: 7.5, 3: 7, 4: 6.5, 5: 6, 6: 5, 7: 4, 8: 3.5, 9: 3}``; the shift ``D = target - d``
-    chooses the kind of variant (:mod:`vade_verl.diva_variants`).
+    ``mu = {1: 8, 2: 7.5, 3: 7, 4: 6.5, 5: 6, 6: 5, 7: 4, 8: 3.5, 9: 3}`` (the paper's table). When a
+    problem gets exactly one variant the authors' release does not draw: it takes the fixed target
+    ``{1: 9, 2: 8, 3: 7, 4: 6, 5: 6, 6: 5, 7: 5, 8: 5, 9: 4}`` (release ``verl/utils/gen_new_item.py:
+    DIFFICULTY_MAPPING``, ``generate_variant_difficulty_samples``); that is our default
+    (``DifficultyConfig.single_variant_targets``). With several variants only the first one with a
+    negative shift keeps it, the others get a shift drawn from 0..3 (release ``generate_variants``,
+    ``allow_multiple_thinking=False``). The shift ``D = target - d`` chooses the kind of variant
+    (:mod:`vade_verl.diva_variants`).
 
 Advantage (Sec. 3.3), for response ``i`` with summed reward ``r_i``:
     ``A_local_i  = (r_i - mean_L) / (std_L + eps)`` over the rollouts of the prompt's own group L (uid);
     ``A_global_i = (r_i - mean_G) / (std_G + eps)`` over the rollouts of the problem and all its
     variants (G = problem id);
     ``dd_i = diff(item_i) - mean_{items j in G} diff(item_j)`` (mean over the *prompts* of G);
-    ``A_global'_i = A_global_i * exp(k * dd_i * sign(A_global_i))``, ``k = 0.1``;
-    ``A_i = Z(A_local)_i + Z(A_global')_i`` where ``Z`` z-scores over the whole batch.
-    Option (off by default): a local group whose rewards are all ``< 0.15`` has its ``A`` scaled by 0.1.
+    ``w_i = exp(k * dd_i * sign(A))``, ``k = 0.1``, ``Z`` = z-score over the whole batch.
+
+    * ``order="authors"`` (default; release ``verl/trainer/ray_trainer.py:
+      _compute_difficult_adaption_advantage_difficulty`` with the shipped
+      ``weight_mode=ZSCORENORM_WAN_RRBLOCAL_RRBGLOBAL``): normalise first, then weight, then damp:
+      ``L = Z(A_local)``, ``G = Z(A_global)``, ``G' = G * exp(k * dd * sign(G))``; ``L`` is scaled by
+      ``low_reward_scale`` (0.1) in a local group whose task scores are all below
+      ``low_reward_threshold`` (0.15) and ``G'`` in a *global* group (problem + variants) whose scores
+      all are (``adjust_low_reward_advantages``, RRBLOCAL and RRBGLOBAL); ``A = L + G'``.
+    * ``order="paper"`` (Sec. 3.3 as written): weight, then normalise:
+      ``A = Z(A_local) + Z(A_global * exp(k * dd * sign(A_global)))``; damping scales the whole ``A``
+      of a low local group.
 
 Group statistics follow verl's ``compute_grpo_outcome_advantage``: unbiased std, a group of one
 response gets mean 0 and std 1, and ``norm_by_std=False`` skips the division (Dr.GRPO style).
@@ -39,6 +57,12 @@ import torch
 
 PAPER_MU: tuple[float, ...] = (8.0, 7.5, 7.0, 6.5, 6.0, 5.0, 4.0, 3.5, 3.0)
 """Mean of the variant-difficulty draw for d = 1..9 (the paper's table)."""
+
+AUTHORS_SINGLE_VARIANT_TARGETS: tuple[int, ...] = (9, 8, 7, 6, 6, 5, 5, 5, 4)
+"""Target difficulty of the one variant of a problem with d = 1..9 (release ``gen_new_item.py: DIFFICULTY_MAPPING``)."""
+
+REPLACED_HINT_SHIFTS: tuple[int, ...] = (0, 1, 2, 3)
+"""Shifts a second negative draw is replaced by (release ``generate_variants``: ``random.choice([0, 1, 2, 3])``)."""
 
 
 def _from_mapping(cls, values: Mapping[str, Any] | None, **overrides):
@@ -70,6 +94,12 @@ class DifficultyConfig:
     mu: tuple[float, ...] = PAPER_MU
     """Mean of the variant draw for d = d_min..d_max."""
     sigma: float = 1.0
+    single_variant_targets: tuple[int, ...] | None = AUTHORS_SINGLE_VARIANT_TARGETS
+    """Fixed target for d = d_min..d_max when a problem gets one variant (the authors' release);
+    None draws from the normal as for several variants (the paper's wording)."""
+    single_hint: bool = True
+    """With several variants, keep only the first negative shift (one hint variant per problem);
+    later negative draws become a shift drawn uniformly from 0..3 (the authors' release)."""
 
     def __post_init__(self):
         if not self.d_min < self.d_max:
@@ -90,6 +120,14 @@ class DifficultyConfig:
             )
         if not self.sigma >= 0:
             raise ValueError(f"DifficultyConfig: sigma must be >= 0, got {self.sigma}")
+        targets = self.single_variant_targets
+        if targets is not None and (
+            len(targets) != len(self.mu) or any(not self.d_min <= t <= self.d_max for t in targets)
+        ):
+            raise ValueError(
+                f"DifficultyConfig: single_variant_targets needs one target in [{self.d_min}, {self.d_max}] per "
+                f"difficulty {self.d_min}..{self.d_max}, got {targets}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> DifficultyConfig:
@@ -151,6 +189,30 @@ def draw_variant_difficulty(d: int, rng: np.random.Generator, cfg: DifficultyCon
     return int(np.clip(np.round(rng.normal(mu, cfg.sigma)), cfg.d_min, cfg.d_max))
 
 
+def draw_variant_difficulties(
+    d: int, count: int, rng: np.random.Generator, cfg: DifficultyConfig = DifficultyConfig()
+) -> list[int]:
+    """Targets of the ``count`` variants of a problem of difficulty ``d`` (see the module doc).
+
+    One variant with ``single_variant_targets`` set: the fixed target. Otherwise ``count`` normal
+    draws; with ``single_hint`` only the first negative shift stays, later ones become ``d`` plus a
+    shift drawn from 0..3 (clipped to ``d_max``).
+    """
+    d = _check_difficulty(d, cfg)
+    if count == 1 and cfg.single_variant_targets is not None:
+        return [int(cfg.single_variant_targets[d - cfg.d_min])]
+    targets = []
+    hint_taken = False
+    for _ in range(count):
+        target = draw_variant_difficulty(d, rng, cfg)
+        if target < d and cfg.single_hint:
+            if hint_taken:
+                target = min(d + int(rng.choice(REPLACED_HINT_SHIFTS)), cfg.d_max)
+            hint_taken = True
+        targets.append(target)
+    return targets
+
+
 class DifficultyTracker:
     """Per-problem difficulty table, indexed by problem id 0..num_problems-1."""
 
@@ -170,16 +232,19 @@ class DifficultyTracker:
     def __len__(self) -> int:
         return len(self.difficulty)
 
-    def update(self, problem_ids: Sequence[int], rewards: Sequence[float]) -> dict[int, tuple[float, int, int]]:
-        """Update every problem present, from the mean reward of all its rows (problem and variants).
+    def update(self, problem_ids: Sequence[int], correctness: Sequence[float]) -> dict[int, tuple[float, int, int]]:
+        """Update every problem present from the mean correctness of all its rows (problem and variants).
 
-        ``problem_ids[i]`` and ``rewards[i]`` describe one rollout. Returns
-        ``{problem id: (mean reward, old d, new d)}``.
+        ``problem_ids[i]`` and ``correctness[i]`` (in [0, 1], see :mod:`vade_verl.rewards`) describe one
+        rollout; NaN entries are left out (the caller counts them). Returns
+        ``{problem id: (mean correctness, old d, new d)}``.
         """
         ids = np.asarray(problem_ids, dtype=np.int64)
-        r = np.asarray(rewards, dtype=np.float64)
+        r = np.asarray(correctness, dtype=np.float64)
         if ids.shape != r.shape or ids.ndim != 1:
             raise ValueError(f"DifficultyTracker.update: shapes differ or not 1-D: {ids.shape} vs {r.shape}")
+        keep = ~np.isnan(r)
+        ids, r = ids[keep], r[keep]
         if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
             raise ValueError(f"DifficultyTracker.update: problem id outside [0, {len(self)}): {ids.min()}..{ids.max()}")
         uniq, inverse = np.unique(ids, return_inverse=True)
@@ -204,27 +269,41 @@ class DifficultyTracker:
         self.num_updates = int(state["num_updates"])
 
 
+ADVANTAGE_ORDERS = ("authors", "paper")
+
+
 @dataclass(frozen=True)
 class DivaAdvantageConfig:
-    """Constants of the DIVA advantage (paper defaults)."""
+    """Constants of the DIVA advantage (the order and damping of the authors' release by default)."""
 
+    order: str = "authors"
+    """"authors": normalise, weight, damp local and global parts; "paper": weight, then normalise (module doc)."""
     k: float = 0.1
-    """Difficulty-weighting strength in exp(k * dd * sign(A_global))."""
+    """Difficulty-weighting strength in exp(k * dd * sign(A))."""
     eps: float = 1e-6
     norm_by_std: bool = True
     """Divide by the std in the local/global z-scores (verl's ``algorithm.norm_adv_by_std_in_grpo``)."""
-    low_reward_damping: bool = False
+    low_reward_damping: bool = True
     low_reward_threshold: float = 0.15
+    """A group is "low" when every task score in it is below this."""
     low_reward_scale: float = 0.1
+
+    def __post_init__(self):
+        if self.order not in ADVANTAGE_ORDERS:
+            raise ValueError(f"DivaAdvantageConfig: order must be one of {ADVANTAGE_ORDERS}, got {self.order!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None, **overrides) -> DivaAdvantageConfig:
         return _from_mapping(cls, values, **overrides)
 
 
+def _keys(ids: Sequence[Hashable]) -> np.ndarray:
+    return np.asarray(ids, dtype=object).astype(str)
+
+
 def group_zscore(scores: torch.Tensor, group_ids: Sequence[Hashable], eps: float, norm_by_std: bool) -> torch.Tensor:
     """``(r - mean_g) / (std_g + eps)`` per group (verl GRPO convention, see module doc)."""
-    _, inverse = np.unique(np.asarray(group_ids, dtype=object).astype(str), return_inverse=True)
+    _, inverse = np.unique(_keys(group_ids), return_inverse=True)
     inv = torch.as_tensor(inverse, device=scores.device)
     n_groups = int(inv.max()) + 1 if len(inv) else 0
     count = torch.zeros(n_groups, dtype=scores.dtype, device=scores.device).index_add_(0, inv, torch.ones_like(scores))
@@ -252,19 +331,23 @@ def compute_diva_advantage(
     global_ids: Sequence[Hashable],
     item_difficulty: Sequence[float] | torch.Tensor,
     cfg: DivaAdvantageConfig = DivaAdvantageConfig(),
+    low_local: Sequence[bool] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """DIVA advantage per response (formula in the module doc).
+    """DIVA advantage per response (formulas in the module doc).
 
     Args:
-        scores: (B,) summed reward of each response.
+        scores: (B,) summed reward of each response (what the advantage ranks; any finite values).
         local_ids: (B,) prompt group of each response (verl's uid).
         global_ids: (B,) problem id (the original problem shared by its variants).
         item_difficulty: (B,) difficulty of the prompt the response answers (the problem's d for the
             original, the variant's own difficulty for a variant); constant within a local group.
+        low_local: (B,) whether the response's local group is "low" (all task scores below
+            ``low_reward_threshold``); None derives it from ``scores``. A global group is low when
+            all its local groups are.
 
     Returns:
-        (A, parts) with A of shape (B,) and parts = A_local, A_global, dd, A_global_weighted,
-        low_reward_mask (all (B,)).
+        (A, parts) with A of shape (B,) and parts A_local, A_global (group z-scores), dd,
+        A_global_weighted (the global part as it enters A, before damping), low_local, low_global.
     """
     b = scores.shape[0]
     if scores.ndim != 1 or len(local_ids) != b or len(global_ids) != b or len(item_difficulty) != b:
@@ -272,9 +355,10 @@ def compute_diva_advantage(
             f"compute_diva_advantage: need 1-D scores and equal lengths, got scores {tuple(scores.shape)}, "
             f"local_ids {len(local_ids)}, global_ids {len(global_ids)}, item_difficulty {len(item_difficulty)}"
         )
+    if not torch.isfinite(scores).all():
+        raise ValueError(f"compute_diva_advantage: {int((~torch.isfinite(scores)).sum())} non-finite reward(s) in the batch")
     diff = torch.as_tensor(np.asarray(item_difficulty, dtype=np.float64), dtype=scores.dtype, device=scores.device)
-    local_key = np.asarray(local_ids, dtype=object).astype(str)
-    global_key = np.asarray(global_ids, dtype=object).astype(str)
+    local_key, global_key = _keys(local_ids), _keys(global_ids)
 
     # One difficulty and one problem per prompt group; the global mean difficulty is over prompts.
     item_diff: dict[str, float] = {}
@@ -291,17 +375,42 @@ def compute_diva_advantage(
     problem_mean = {gk: float(np.mean(v)) for gk, v in per_problem.items()}
     dd = diff - torch.tensor([problem_mean[gk] for gk in global_key], dtype=scores.dtype, device=scores.device)
 
+    if low_local is None:
+        low_local = (scores < cfg.low_reward_threshold).tolist()
+    low_local = _all_in_group(np.asarray(low_local, dtype=bool), local_key)
+    low_global = _all_in_group(low_local, global_key)
+    low_local_t = torch.as_tensor(low_local, device=scores.device)
+    low_global_t = torch.as_tensor(low_global, device=scores.device)
+
     a_local = group_zscore(scores, local_key, cfg.eps, cfg.norm_by_std)
     a_global = group_zscore(scores, global_key, cfg.eps, cfg.norm_by_std)
-    a_global_w = a_global * torch.exp(cfg.k * dd * torch.sign(a_global))
-    adv = batch_zscore(a_local, cfg.eps) + batch_zscore(a_global_w, cfg.eps)
-
-    low = torch.zeros(b, dtype=torch.bool, device=scores.device)
-    if cfg.low_reward_damping:
-        group_max: dict[str, float] = {}
-        for lk, s in zip(local_key, scores.tolist(), strict=True):
-            group_max[lk] = max(group_max.get(lk, -np.inf), s)
-        low = torch.tensor([group_max[lk] < cfg.low_reward_threshold for lk in local_key], device=scores.device)
-        adv = torch.where(low, adv * cfg.low_reward_scale, adv)
-    parts = {"A_local": a_local, "A_global": a_global, "dd": dd, "A_global_weighted": a_global_w, "low_reward_mask": low}
+    scale = torch.tensor(cfg.low_reward_scale if cfg.low_reward_damping else 1.0, dtype=scores.dtype, device=scores.device)
+    if cfg.order == "authors":
+        local_part = batch_zscore(a_local, cfg.eps)
+        global_part = batch_zscore(a_global, cfg.eps)
+        global_part = global_part * torch.exp(cfg.k * dd * torch.sign(global_part))
+        parts_global_w = global_part
+        adv = torch.where(low_local_t, local_part * scale, local_part) + torch.where(
+            low_global_t, global_part * scale, global_part
+        )
+    else:
+        parts_global_w = a_global * torch.exp(cfg.k * dd * torch.sign(a_global))
+        adv = batch_zscore(a_local, cfg.eps) + batch_zscore(parts_global_w, cfg.eps)
+        adv = torch.where(low_local_t, adv * scale, adv)
+    parts = {
+        "A_local": a_local,
+        "A_global": a_global,
+        "dd": dd,
+        "A_global_weighted": parts_global_w,
+        "low_local": low_local_t,
+        "low_global": low_global_t,
+    }
     return adv, parts
+
+
+def _all_in_group(flags: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Per row: whether ``flags`` holds for every row of the row's group."""
+    _, inverse = np.unique(keys, return_inverse=True)
+    all_true = np.ones(inverse.max() + 1 if inverse.size else 0, dtype=bool)
+    np.logical_and.at(all_true, inverse, flags)
+    return all_true[inverse]

@@ -9,29 +9,34 @@ Selected by configuration alone (see docs/diva.md and recipes/diva/)::
 
 Loading either configured class imports this module in the driver (verl's TaskRunner), which
 registers the ``diva_grpo`` advantage estimator there (``VERL_USE_EXTERNAL_MODULES=vade_verl.verl_diva``
-does the same in every process). How the pieces meet in ``RayPPOTrainer.fit`` (all in the driver):
+does the same in every process). How the pieces meet in ``RayPPOTrainer.fit`` (all in the driver,
+verl 0.7.1 ``verl/trainer/ppo/ray_trainer.py``):
 
 1. Batch: the dataloader asks ``DivaRLHFDataset.__getitems__(problem indices)`` (torch's batched
    fetch), which returns the B original rows followed by ``num_variants`` variants of each, drawn
    for the problem's current difficulty. Every row's ``extra_info`` carries ``diva_problem_id``
    (dataset position of the original problem), ``diva_difficulty`` (the row's own difficulty) and
-   ``diva_variant`` (the variant kind, "original" for the problem itself). The step therefore
-   has ``B * (1 + num_variants)`` prompts; size ``ppo_mini_batch_size`` for that.
+   ``diva_variant`` (the variant kind, "original" for the problem itself).
 2. uid: ``fit`` then gives each row a fresh uuid ``uid`` and calls the rollout manager.
    ``DivaAgentLoopManager.generate_sequences`` records ``uid -> (problem id, difficulty)`` from the
-   rows' ``extra_info`` (training calls only) before delegating to verl's ``AgentLoopManager``.
-3. Advantage: verl calls the registered estimator with ``index`` (the uid array) only; it looks
-   the uids up in that record, computes :func:`vade_verl.diva_grpo.compute_diva_advantage`, and
-   updates each problem's difficulty from the mean reward of the problem and its variants.
+   rows' ``extra_info`` (training calls only) and, from its output, each rollout's task score
+   (``rm_scores``: the reward function's score, before any KL penalty). Records accumulate over
+   every generation call of a step (a trainer that regenerates to fill a batch calls it repeatedly).
+3. Advantage: verl calls the registered estimator with ``token_level_rewards`` and ``index`` (the
+   uid array) only; it looks the uids up, computes :func:`vade_verl.diva_grpo.compute_diva_advantage`
+   on the summed rewards, updates each problem's difficulty from the correctness of the task
+   scores of the problem and its variants (:mod:`vade_verl.rewards`), and clears the step's record.
 4. Checkpoint: ``fit`` saves after the advantage, so the difficulty table (and the per-problem
    draw counters that make variants reproducible) in ``DivaRLHFDataset.state_dict`` -- saved by
    verl's ``StatefulDataLoader`` in ``data.pt`` -- already holds the step's update: a resumed run
    continues exactly.
 
 Why a recorder in the rollout manager: in 0.7.1 ``compute_advantage`` passes a custom estimator
-no non-tensor data, and ``fit`` overwrites any ``uid`` the dataset writes, so the uid -> problem
-map can only be built after ``fit`` makes the uids; the rollout manager is the only configurable
-driver-side object that sees the batch between that point and ``compute_advantage``.
+no non-tensor data and no ``token_level_scores``, and ``fit`` overwrites any ``uid`` the dataset
+writes, so the uid -> problem map can only be built after ``fit`` makes the uids; the rollout
+manager is the only configurable driver-side object that sees the batch between that point and
+``compute_advantage``, and (with verl's default agent-loop reward) the only one that sees the task
+scores apart from the KL penalty that ``algorithm.use_kl_in_reward`` adds to ``token_level_rewards``.
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ from verl.trainer.ppo.core_algos import register_adv_est
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.ray_utils import auto_await
 from vade_verl.diva_grpo import DifficultyConfig, DifficultyTracker, DivaAdvantageConfig, compute_diva_advantage
-from vade_verl.diva_variants import VariantConfig, VariantContent, make_variant
+from vade_verl.diva_variants import VariantConfig, VariantContent, make_variants, row_field, row_question
+from vade_verl.rewards import CorrectnessRule, as_correctness
 from vade_verl.verl_batch import ORIGINAL_VARIANT, VARIANT_FIELD
 from vade_verl.verl_metrics import publish_to_fit_metrics
 
@@ -63,6 +69,7 @@ PROBLEM_ID_KEY = "diva_problem_id"
 DIFFICULTY_KEY = "diva_difficulty"
 VARIANT_KEY = VARIANT_FIELD
 ORIGINAL = ORIGINAL_VARIANT
+CORRECTNESS_KEY = "algorithm.diva.correctness"
 
 
 def _plain(node: Any) -> Any:
@@ -77,19 +84,23 @@ def _file_list(files: Any) -> list[str]:
 
 
 class DivaDriverState:
-    """Driver-process state shared by the dataset, the rollout manager and the estimator."""
+    """Driver-process state shared by the dataset, the rollout manager and the estimator.
+
+    ``items`` and ``task_scores`` hold the current training step: every generation call adds to them,
+    the estimator reads and then clears them.
+    """
 
     def __init__(self):
         self.train_dataset: DivaRLHFDataset | None = None
         self.items: dict[str, tuple[int, int]] = {}
+        self.task_scores: dict[str, np.ndarray] = {}
         self.last_metrics: dict[str, float] = {}
 
-    def record(self, non_tensor_batch: Mapping[str, np.ndarray]) -> int:
-        """Replace the uid map with this batch's rows; returns how many rows lacked DIVA fields."""
+    def record_prompts(self, non_tensor_batch: Mapping[str, np.ndarray]) -> int:
+        """Add this call's rows to the uid map; returns how many rows lacked DIVA fields."""
         uids, infos = non_tensor_batch.get("uid"), non_tensor_batch.get("extra_info")
         if uids is None or infos is None:
             raise ValueError("DIVA: the rollout batch has no 'uid' or 'extra_info' column")
-        self.items = {}
         missing = 0
         for uid, info in zip(uids, infos, strict=True):
             if not info or PROBLEM_ID_KEY not in info or DIFFICULTY_KEY not in info:
@@ -103,6 +114,23 @@ class DivaDriverState:
             )  # fmt: skip
         return missing
 
+    def record_scores(self, uids: Sequence[str], output: Any) -> int:
+        """Keep each rollout's task score (``rm_scores`` summed) by uid; output row i answers prompt row i.
+
+        Returns the number of rows recorded (0 when the output carries no ``rm_scores``: the reward
+        is computed later, e.g. by a colocated reward model).
+        """
+        batch = getattr(output, "batch", None)
+        if batch is None or "rm_scores" not in batch.keys():
+            return 0
+        scores = batch["rm_scores"].sum(dim=-1).double().cpu().numpy()
+        if len(scores) != len(uids):
+            raise ValueError(f"DIVA: the rollout output has {len(scores)} rows for {len(uids)} prompt rows")
+        keys = np.asarray(uids).astype(str)
+        for uid in np.unique(keys):
+            self.task_scores[uid] = scores[keys == uid]
+        return len(scores)
+
     def lookup(self, uids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(problem ids, item difficulties) of each uid; a uid that was never recorded is an error."""
         unknown = sorted({str(u) for u in uids} - self.items.keys())
@@ -115,6 +143,10 @@ class DivaDriverState:
         pairs = np.array([self.items[str(u)] for u in uids], dtype=np.int64).reshape(len(uids), 2)
         return pairs[:, 0], pairs[:, 1]
 
+    def end_step(self) -> None:
+        self.items = {}
+        self.task_scores = {}
+
 
 DRIVER = DivaDriverState()
 
@@ -122,6 +154,32 @@ DRIVER = DivaDriverState()
 # ---------------------------------------------------------------------------------------------
 # Advantage estimator
 # ---------------------------------------------------------------------------------------------
+def step_task_scores(uids: np.ndarray, rewards: np.ndarray, use_kl_in_reward: bool) -> tuple[dict[str, np.ndarray], bool]:
+    """Task scores of the step by uid: the rollout manager's record when it covers every uid, else
+    the summed ``token_level_rewards`` (which hold the KL penalty when ``use_kl_in_reward``).
+    Returns (scores by uid, whether they came from the record)."""
+    wanted = set(uids.tolist())
+    if wanted <= DRIVER.task_scores.keys():
+        return {u: DRIVER.task_scores[u] for u in wanted}, True
+    if use_kl_in_reward:
+        logger.warning(
+            "DIVA: no task scores recorded for this step (reward computed outside the agent loop); the "
+            "difficulty update reads token_level_rewards, which include the KL penalty (use_kl_in_reward)"
+        )
+    return {u: rewards[uids == u] for u in wanted}, False
+
+
+def _difficulty_evidence(scores_by_uid: dict[str, np.ndarray], rule: CorrectnessRule):
+    """(problem id per evidence row, correctness per row, error text or None)."""
+    uids = sorted(scores_by_uid)
+    problems = np.concatenate([np.full(len(scores_by_uid[u]), DRIVER.items[u][0]) for u in uids]) if uids else np.zeros(0)
+    scores = np.concatenate([scores_by_uid[u] for u in uids]) if uids else np.zeros(0)
+    try:
+        return problems.astype(np.int64), as_correctness(scores, rule, CORRECTNESS_KEY), None
+    except ValueError as err:
+        return problems.astype(np.int64), np.full(len(scores), np.nan), str(err)
+
+
 @register_adv_est(ADV_ESTIMATOR_NAME)
 def compute_diva_grpo_outcome_advantage(
     token_level_rewards: torch.Tensor,
@@ -132,32 +190,55 @@ def compute_diva_grpo_outcome_advantage(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DIVA-GRPO advantage (``algorithm.adv_estimator=diva_grpo``), broadcast over response tokens.
 
-    Options under ``algorithm.diva`` (:class:`vade_verl.diva_grpo.DivaAdvantageConfig`); the std
-    division follows ``algorithm.norm_adv_by_std_in_grpo``. Side effect: when a DIVA training
-    dataset lives in this process, each problem's difficulty is updated from the batch.
+    Options under ``algorithm.diva``: :class:`vade_verl.diva_grpo.DivaAdvantageConfig` fields and
+    ``correctness`` (:class:`vade_verl.rewards.CorrectnessRule`: "auto", "fractional" or a number),
+    which turns task scores into the correctness the difficulty update counts; the std division
+    follows ``algorithm.norm_adv_by_std_in_grpo``. The advantage ranks the summed
+    ``token_level_rewards`` (any finite values); the low-reward damping and the difficulty update
+    read the task scores (:func:`step_task_scores`). Rewards a correctness rule cannot read skip that
+    step's difficulty update with a warning (``diva/difficulty_rows_skipped``) instead of stopping the
+    run. Side effect: when a DIVA training dataset lives in this process, each problem's difficulty
+    is updated; the step's uid record is cleared.
     """
     if index is None:
         raise ValueError("diva_grpo needs verl's uid array (index=); got none")
     config = config if config is not None else {}
-    cfg = DivaAdvantageConfig.from_mapping(
-        _plain(config.get("diva", None)), norm_by_std=bool(config.get("norm_adv_by_std_in_grpo", True))
+    options = dict(_plain(config.get("diva", None)) or {})
+    rule = CorrectnessRule.parse(options.pop("correctness", "auto"), CORRECTNESS_KEY)
+    cfg = DivaAdvantageConfig.from_mapping(options, norm_by_std=bool(config.get("norm_adv_by_std_in_grpo", True)))
+    uids = np.asarray(index).astype(str)
+    problem_ids, difficulty = DRIVER.lookup(uids)
+    rewards = token_level_rewards.sum(dim=-1)
+    scores_by_uid, recorded = step_task_scores(
+        uids, rewards.detach().double().cpu().numpy(), bool(config.get("use_kl_in_reward", False))
     )
-    problem_ids, difficulty = DRIVER.lookup(index)
-    scores = token_level_rewards.sum(dim=-1)
-    adv, parts = compute_diva_advantage(scores, index, problem_ids, difficulty, cfg)
+    low_uid = {u: bool(np.all(s < cfg.low_reward_threshold)) for u, s in scores_by_uid.items()}
+    adv, parts = compute_diva_advantage(rewards, uids, problem_ids, difficulty, cfg, [low_uid[u] for u in uids])
+    evidence_problems, correct, error = _difficulty_evidence(scores_by_uid, rule)
+    skipped = int(np.isnan(correct).sum())
+    if error:
+        logger.warning("DIVA: difficulty update skipped this step (%d rollouts): %s", skipped, error)
+    elif skipped:
+        logger.warning("DIVA: %d rollouts with NaN task score left out of the difficulty update", skipped)
     metrics = {
         "diva/mean_item_difficulty": float(difficulty.mean()),
         "diva/abs_dd_mean": float(parts["dd"].abs().mean()),
-        "diva/low_reward_rows": int(parts["low_reward_mask"].sum()),
+        "diva/low_local_rows": int(parts["low_local"].sum()),
+        "diva/low_global_rows": int(parts["low_global"].sum()),
+        "diva/task_scores_recorded": float(recorded),
+        "diva/difficulty_rows_skipped": skipped,
     }
+    if skipped < len(correct):
+        metrics["diva/correct_rate"] = float(np.nanmean(correct))
     if DRIVER.train_dataset is not None:
-        changes = DRIVER.train_dataset.update_difficulty(problem_ids, scores.detach().cpu().numpy())
+        changes = DRIVER.train_dataset.update_difficulty(evidence_problems, correct)
         metrics.update(
             {
                 "diva/problems_updated": len(changes),
                 "diva/mean_problem_difficulty": float(DRIVER.train_dataset.tracker.difficulty.mean()),
             }
         )
+    DRIVER.end_step()
     DRIVER.last_metrics = metrics
     if not publish_to_fit_metrics(metrics):
         logger.info("DIVA advantage: %s", metrics)
@@ -166,16 +247,19 @@ def compute_diva_grpo_outcome_advantage(
 
 
 # ---------------------------------------------------------------------------------------------
-# Rollout manager: records uid -> (problem id, difficulty) in the driver
+# Rollout manager: records uid -> (problem id, difficulty) and task scores in the driver
 # ---------------------------------------------------------------------------------------------
 class DivaAgentLoopManager(AgentLoopManager):
-    """verl's ``AgentLoopManager`` plus the DIVA uid record (training batches only)."""
+    """verl's ``AgentLoopManager`` plus the DIVA uid and task-score record (training batches only)."""
 
     @auto_await
     async def generate_sequences(self, prompts):
-        if not prompts.meta_info.get("validate", False):
-            DRIVER.record(prompts.non_tensor_batch)
-        return await super().generate_sequences(prompts)
+        if prompts.meta_info.get("validate", False):
+            return await super().generate_sequences(prompts)
+        DRIVER.record_prompts(prompts.non_tensor_batch)
+        output = await super().generate_sequences(prompts)
+        DRIVER.record_scores(prompts.non_tensor_batch["uid"], output)
+        return output
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,38 +286,55 @@ def _text_part(text: str) -> dict:
     return {"type": "text", "text": text}
 
 
-def _variant_messages(messages: list[dict], content: VariantContent) -> list[dict]:
-    """Copy of the processed chat ``messages`` with the variant's images and text.
+def _variant_text(parts_text: list[str], content: VariantContent, question: str) -> tuple[list[str], bool]:
+    """New texts for the target message's text parts: the question replaced in place by the variant's.
 
-    ``messages`` is ``raw_prompt`` as verl's ``RLHFDataset._build_messages`` made it: a message with
-    images has a content list with ``{"type": "image", "image": PIL}`` parts where ``<image>`` stood;
-    other messages keep a plain string (and stay strings here, for text-only chat templates). Images
-    keep their places; a paraphrase replaces the last user message's text; ``append_text`` goes after it.
+    The first text part that contains ``question`` gets it replaced (the rest of the message, e.g. an
+    answer-format instruction, stays); if none does, all text is taken as the question and one text
+    comes back. Returns (texts, whether the question was found).
+    """
+    if content.replace_text is None and content.append_text is None:
+        return parts_text, True
+    for i, text in enumerate(parts_text):
+        if question and question in text:
+            return [*parts_text[:i], text.replace(question, content.question(question), 1), *parts_text[i + 1 :]], True
+    return [content.question(" ".join(t.strip() for t in parts_text if t.strip()))], False
+
+
+def _variant_messages(messages: list[dict], content: VariantContent, question: str) -> tuple[list[dict], bool]:
+    """Copy of the processed chat ``messages`` with the variant's images and question.
+
+    ``messages`` is ``raw_prompt`` as verl's ``RLHFDataset._build_messages`` made it (verl 0.7.1
+    ``verl/utils/dataset/rl_dataset.py``): a message with images has a content list with
+    ``{"type": "image", "image": PIL}`` parts where ``<image>`` stood; other messages keep a plain
+    string (and stay strings here, for text-only chat templates). Images keep their places. Returns
+    (messages, whether ``question`` was found in the last user message; see :func:`_variant_text`).
     """
     new_images = iter(content.images)
     target = _last_user_message(messages)
+    found = True
     out = []
     for message in messages:
         parts = message["content"]
         if isinstance(parts, str):
-            out.append({**message, "content": content.question(parts) if message is target else parts})
+            if message is target:
+                (parts,), found = _variant_text([parts], content, question)
+            out.append({**message, "content": parts})
             continue
-        new_parts = []
-        for part in parts:
-            if part.get("type") == "image":
-                new_parts.append({"type": "image", "image": next(new_images)})
-            elif not (message is target and content.replace_text is not None and part.get("type") == "text"):
-                new_parts.append(dict(part))
+        new_parts = [{"type": "image", "image": next(new_images)} if p.get("type") == "image" else dict(p) for p in parts]
         if message is target:
-            if content.replace_text is not None:
-                new_parts.append(_text_part(content.replace_text))
-            if content.append_text is not None:
-                new_parts.append(_text_part(f"\n\n{content.append_text}"))
+            text_at = [i for i, p in enumerate(new_parts) if p.get("type") == "text"]
+            texts, found = _variant_text([new_parts[i]["text"] for i in text_at], content, question)
+            if found:
+                for i, text in zip(text_at, texts, strict=True):
+                    new_parts[i] = _text_part(text)
+            else:
+                new_parts = [p for p in new_parts if p.get("type") != "text"] + [_text_part(texts[0])]
         out.append({**message, "content": new_parts})
     leftover = sum(1 for _ in new_images)
     if leftover:
         raise ValueError(f"DIVA: the variant has {leftover} more image(s) than the prompt has image slots")
-    return out
+    return out, found
 
 
 def _message_images(messages: list[dict]) -> list[Image.Image]:
@@ -247,14 +348,17 @@ def _message_images(messages: list[dict]) -> list[Image.Image]:
 
 
 class DivaRLHFDataset(RLHFDataset):
-    """``RLHFDataset`` whose training batches also hold a difficulty-matched variant of each problem.
+    """``RLHFDataset`` whose training batches also hold difficulty-matched variants of each problem.
 
     Options under ``data.diva`` (all optional): ``num_variants`` (1), ``seed`` (``data.seed`` or 0),
-    ``paraphrase_key`` ("paraphrase"), ``solution_key`` ("solution"), ``difficulty_key``
-    ("difficulty"; a column giving start difficulties), ``difficulty`` (a
+    ``paraphrase_key`` ("paraphrase": one reworded question or a list of them), ``solution_key``
+    ("solution": reasoning steps, a list or one per line), ``question_key`` ("question": the bare
+    problem inside the prompt, which a paraphrase or hint rewrites while the rest of the prompt stays),
+    ``difficulty_key`` ("difficulty": start difficulties), ``difficulty`` (a
     :class:`~vade_verl.diva_grpo.DifficultyConfig` block) and ``variants`` (a
-    :class:`~vade_verl.diva_variants.VariantConfig` block). The three columns are read from the
-    parquet's top level, or else from ``extra_info``.
+    :class:`~vade_verl.diva_variants.VariantConfig` block). The columns are read from the parquet's top
+    level, or else from ``extra_info``; ``python -m vade_verl.data.diva_prep`` writes paraphrase and
+    solution columns with a model.
 
     Only the training dataset expands: the one built from ``data.train_files`` (when train and
     validation files are the same, the first one built with this config). Variants need
@@ -268,6 +372,7 @@ class DivaRLHFDataset(RLHFDataset):
         self.variant_seed = int(options.pop("seed", config.get("seed", None) or 0))
         self.paraphrase_key = options.pop("paraphrase_key", "paraphrase")
         self.solution_key = options.pop("solution_key", "solution")
+        self.question_key = options.pop("question_key", "question")
         self.difficulty_key = options.pop("difficulty_key", "difficulty")
         self.difficulty_cfg = DifficultyConfig.from_mapping(options.pop("difficulty", None))
         self.variant_cfg = VariantConfig.from_mapping(options.pop("variants", None))
@@ -290,12 +395,24 @@ class DivaRLHFDataset(RLHFDataset):
                 raise ValueError(
                     "DIVA variants are drawn from the driver's live difficulties: set data.dataloader_num_workers=0"
                 )
+            self._log_layout(config)
             DRIVER.train_dataset = self
 
-    def _column(self, key: str, row: Mapping[str, Any]) -> Any:
-        if key in row:
-            return row[key]
-        return (row.get("extra_info") or {}).get(key)
+    def _log_layout(self, config) -> None:
+        """Say which variant sources the data has and how many prompts a step will hold."""
+        columns = self.dataframe.column_names
+        infos = self.dataframe["extra_info"] if "extra_info" in columns else [None] * len(self)
+        for key, use in ((self.paraphrase_key, "D = 0 paraphrases"), (self.solution_key, "D < 0 hints")):
+            values = self.dataframe[key] if key in columns else [(info or {}).get(key) for info in infos]
+            present = sum(v is not None and len(v) > 0 for v in values)
+            logger.info("DIVA: %d of %d rows have '%s' (%s); the others fall back (variants.fallback=%s)",
+                        present, len(self), key, use, self.variant_cfg.fallback)  # fmt: skip
+        problems = int(config.get("gen_batch_size", None) or config.get("train_batch_size"))
+        logger.info(
+            "DIVA: %d problems per loader batch -> %d prompts per step with %d variant(s) each "
+            "(data.train_batch_size=%s; the authors' loader takes ceil(prompts / (1 + variants)) problems)",
+            problems, problems * (1 + self.num_variants), self.num_variants, config.get("train_batch_size"),
+        )  # fmt: skip
 
     def _initial_difficulty(self) -> np.ndarray | None:
         key = self.difficulty_key
@@ -322,51 +439,66 @@ class DivaRLHFDataset(RLHFDataset):
         return row
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        """The originals of ``indices``, then ``num_variants`` variants of each (training dataset only)."""
+        """The originals of ``indices``, then variant 1 of each, variant 2 of each, ... (training dataset only)."""
         rows = [self[i] for i in indices]
-        if not self.is_train:
+        if not self.is_train or not self.num_variants:
             return rows
-        return rows + [self.make_variant_row(int(i)) for _ in range(self.num_variants) for i in indices]
+        variants = [self.make_variant_rows(int(i)) for i in indices]
+        return rows + [per_problem[j] for j in range(self.num_variants) for per_problem in variants]
 
     def variant_rng(self, item: int) -> np.random.Generator:
-        """Generator of the next variant of ``item``: fixed by (seed, problem, how many were drawn before)."""
+        """Generator of ``item``'s next variants: fixed by (seed, problem, how many times it was drawn before)."""
         rng = np.random.default_rng(np.random.SeedSequence([self.variant_seed, item, int(self.draws[item])]))
         self.draws[item] += 1
         return rng
 
-    def make_variant_row(self, item: int) -> dict:
-        row = self[item]
+    def make_variant_rows(self, item: int) -> list[dict]:
+        """``num_variants`` variant rows of problem ``item``, drawn for its current difficulty."""
+        original = self[item]
         source = self.dataframe[item]
-        d = int(self.tracker.difficulty[item])
-        paraphrase = self._column(self.paraphrase_key, source)
-        spec, content = make_variant(
-            d,
-            _message_images(row["raw_prompt"]),
+        question = row_question(source, self.question_key, self.prompt_key)
+        variants = make_variants(
+            int(self.tracker.difficulty[item]),
+            self.num_variants,
+            _message_images(original["raw_prompt"]),
+            question,
             self.variant_rng(item),
             self.variant_cfg,
             self.difficulty_cfg,
-            # the images stay where the original prompt put them, so the paraphrase's own markers go
-            paraphrase=paraphrase.replace("<image>", "").strip() if paraphrase else paraphrase,
-            solution=self._column(self.solution_key, source),
+            paraphrases=row_field(source, self.paraphrase_key),
+            solution=row_field(source, self.solution_key),
         )
-        self.variant_counts[spec.kind] += 1
-        if spec.fallback:
-            self.variant_counts[f"fallback_{spec.fallback}"] += 1
-            logger.info("DIVA: problem %d variant fell back to %s (%s)", item, spec.kind, spec.fallback)
-        row["raw_prompt"] = _variant_messages(row["raw_prompt"], content)
-        row[self.prompt_key] = row["raw_prompt"]
-        row["extra_info"] = {
-            **row["extra_info"],
-            DIFFICULTY_KEY: spec.difficulty,
-            VARIANT_KEY: spec.kind,
-            "diva_ops": [name for name, _ in spec.ops],
-            "diva_hint_steps": spec.hint_steps,
-        }
-        return row
+        rows = []
+        for spec, content in variants:
+            self.variant_counts[spec.kind] += 1
+            if spec.fallback:
+                self.variant_counts[f"fallback_{spec.fallback}"] += 1
+                logger.info("DIVA: problem %d variant fell back to %s (%s)", item, spec.kind, spec.fallback)
+            messages, found = _variant_messages(original["raw_prompt"], content, question)
+            if not found:
+                self.variant_counts["question_not_in_prompt"] += 1
+                logger.log(
+                    logging.WARNING if self.variant_counts["question_not_in_prompt"] == 1 else logging.INFO,
+                    "DIVA: problem %d: its '%s' text is not in the prompt's last user message, so the variant "
+                    "rewrites that whole message (any answer-format instruction in it is lost)",
+                    item, self.question_key,
+                )  # fmt: skip
+            row = {**original, "raw_prompt": messages, self.prompt_key: messages}
+            row["extra_info"] = {
+                **original["extra_info"],
+                DIFFICULTY_KEY: spec.difficulty,
+                "diva_drawn_difficulty": spec.drawn_difficulty,
+                VARIANT_KEY: spec.kind,
+                "diva_ops": [name for name, _ in spec.ops],
+                "diva_hint_steps": spec.hint_steps,
+                "diva_paraphrased": spec.paraphrased,
+            }
+            rows.append(row)
+        return rows
 
     # -- difficulty ------------------------------------------------------------------------------
-    def update_difficulty(self, problem_ids: np.ndarray, rewards: np.ndarray) -> dict:
-        return self.tracker.update(problem_ids, rewards)
+    def update_difficulty(self, problem_ids: np.ndarray, correctness: np.ndarray) -> dict:
+        return self.tracker.update(problem_ids, correctness)
 
     # -- checkpoint (verl's StatefulDataLoader saves this in data.pt) ----------------------------
     def state_dict(self) -> dict[str, Any]:
