@@ -22,7 +22,16 @@ import vade_verl.verl_mssr as verl_mssr
 from vade_verl.mssr import continuous_rho
 
 sys.path.insert(0, os.path.dirname(__file__))
-from verl_harness import compose_config, make_train_loader, write_parquet  # noqa: E402
+from verl_harness import (  # noqa: E402
+    StubActorWorkers,
+    StubRollout,
+    compose_config,
+    fit_overrides,
+    logged_steps,
+    make_fit_trainer,
+    make_train_loader,
+    write_parquet,
+)
 
 MSSR_OVERRIDES = [
     "data.custom_cls.path=pkg://vade_verl.verl_mssr",
@@ -171,6 +180,61 @@ def test_two_epochs_through_compute_advantage_inside_fit(config):
     c0, c1 = correct[0].astype(float), correct[1].astype(float)
     assert dataset.mssr.alpha == pytest.approx(N0 * c0 * rho + c1, rel=1e-5)
     assert dataset.mssr.beta == pytest.approx(N0 * (1 - c0) * rho + (1 - c1), rel=1e-5)
+
+
+def row_entropies(ids, length):
+    """Full-vocabulary entropy per (row, token) of logits fixed by the row id, computed with scipy."""
+    rows = []
+    for rid in ids:
+        logits = torch.as_tensor(np.random.default_rng(int(rid)).normal(size=(length, VOCAB)) * 2)
+        rows.append(scipy_entropy(torch.softmax(logits, -1).numpy(), axis=-1))
+    return np.array(rows, dtype=np.float32)
+
+
+class EntropyActorWorkers(StubActorWorkers):
+    """The stub actor's old-log-prob pass, returning ``row_entropies`` as its ``entropys``."""
+
+    def compute_log_prob(self, batch):
+        out = super().compute_log_prob(batch)
+        ids = [info["index"] for info in batch.non_tensor_batch["extra_info"]]
+        out.batch["entropys"] = torch.as_tensor(row_entropies(ids, out.batch["entropys"].shape[1]))
+        return out
+
+
+def test_mssr_through_verls_real_fit(tmp_path, monkeypatch):
+    """verl 0.7.1's own RayPPOTrainer.fit (model, rollout and workers stubbed; balance_batch reorders rows):
+    the estimator takes `entropys` from the real fit frame, its metrics reach verl's file logger, the
+    logged advantages are the hand-computed shaped ones, and the dataset ends with the hand-computed Betas."""
+    train = make_config(tmp_path).data.train_files
+    overrides = [*fit_overrides(1, total_steps=4, save_freq=2), *MSSR_OVERRIDES, *FIRST_VISIT, "+data.mssr.rho=0.9"]
+    config = compose_config(train, BATCH, str(tmp_path / "run"), overrides)
+    log = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(log))
+    stub = StubRollout(lambda ids, step: {"score": np.array(EPOCH_SCORES[(step - 1) // 2])[ids - 100]})
+    trainer = make_fit_trainer(config, stub)
+    trainer.actor_rollout_wg = EntropyActorWorkers()
+    trainer.fit()
+    logged = logged_steps(str(log))
+    correct = [np.array(scores) > 0.5 for scores in EPOCH_SCORES]
+    for step, ids, scores in stub.calls:
+        pos = ids - 100
+        epoch = (step - 1) // 2
+        v = np.full(BATCH, np.nan) if epoch == 0 else correct[0][pos].astype(float)
+        lengths = 2 + (ids * 7 + np.arange(BATCH)) % (stub.response_length - 1)  # as StubRollout lays them out
+        mask = (np.arange(stub.response_length)[None, :] < lengths[:, None]).astype(float)
+        entropy = row_entropies(ids, stub.response_length)
+        adv = shaped(normalised(scores.astype(np.float64), v), entropy, mask)[mask > 0]
+        m = logged[step]
+        assert (m["critic/advantages/mean"], m["critic/advantages/max"], m["critic/advantages/min"]) == pytest.approx(
+            (adv.mean(), adv.max(), adv.min()), rel=1e-4, abs=1e-5), step
+        assert m["mssr/entropy_mean"] == pytest.approx((entropy * mask).sum() / mask.sum(), rel=1e-5)
+        assert m["mssr/entropy_mean"] == pytest.approx(m["actor/entropy"], rel=1e-5)  # verl's mean of the same tensor
+        assert m["mssr/rho"] == 0.9 and m["mssr/first_visit_rows"] == (BATCH if epoch == 0 else 0)
+    state = trainer.train_dataset.mssr
+    c0, c1 = correct[0].astype(float), correct[1].astype(float)
+    assert state.alpha == pytest.approx(0.9 * N0 * c0 + c1) and state.beta == pytest.approx(0.9 * N0 * (1 - c0) + 1 - c1)
+    saved = torch.load(tmp_path / "run" / "global_step_4" / "data.pt", weights_only=False)["dataset_state"]["mssr"]
+    assert saved["alpha"] == pytest.approx(state.alpha)  # the last step's update is in its checkpoint
 
 
 def test_sampled_entropy_and_authors_rho_options(tmp_path):
