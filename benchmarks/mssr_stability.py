@@ -1,19 +1,23 @@
 """CPU stability check: single-rollout training with and without MSSR's entropy shaping on a tiny policy.
 
-    python benchmarks/mssr_stability.py [--seeds 8] [--steps 300] [--lr 0.03] [--png out.png]   (~2 min)
+    python benchmarks/mssr_stability.py [--seeds 32] [--steps 300] [--kl-coef 0.01] [--png out.png]
 
 A tiny autoregressive torch policy (shared prompt/token embeddings and an MLP, so prompts interfere as in
 an LLM) answers P prompts with L tokens from a vocabulary of V; the verifiable reward is 1 when at least
 ``--need`` of the L tokens match the prompt's hidden target.  Both arms use one rollout per prompt, the
-tracked per-prompt Beta baseline with the KL-adaptive rho (KL of the sampled tokens to the frozen initial
-policy, as the verl adapter uses ``old_log_probs`` vs ``ref_log_prob``), batch-normalised ``r - v`` and a
-low-variance KL loss; they differ only in the shaping ``A' = A + min(alpha * H, |A| / kappa)``
-(MVSR: alpha = 0; MSSR: alpha = 0.4, kappa = 2, H the sampled token's -p log p).  Everything is the
-package's own math (``vade_verl.mssr``); the same seeds give both arms the same prompts and initial weights.
+tracked per-prompt Beta baseline as the package runs it (warm start: one rollout of every prompt by the
+initial policy before training; this step's KL to the frozen initial policy, as the verl adapter's
+``old_log_probs`` vs ``ref_log_prob``, enters the window before the step's rho), batch-normalised ``r - v``
+and a low-variance KL loss; they differ only in the shaping ``A' = A + min(alpha * H, |A| / kappa)``
+(MVSR: alpha = 0; MSSR: alpha = 0.4, kappa = 2, H the full-vocabulary entropy of the rollout policy, or
+``--entropy sampled``).  Everything is the package's own math (``vade_verl.mssr``); the same seed gives
+both arms the same prompts, initial weights and warm-start rollouts, so the arms are compared seed by seed.
 
 Printed: per-window means over seeds of the batch reward and the mean token entropy, an ASCII figure of
-both curves, and at the end the share of prompts whose greedy answer is locked in (probability > 0.99) and
-wrong, i.e. collapsed onto a failure it can no longer explore away from.
+both curves, and per arm the mean and standard deviation over seeds of the last fifth's reward and
+entropy and of the share of prompts whose greedy answer is locked in (probability > 0.99) and wrong, i.e.
+collapsed onto a failure it can no longer explore away from; then the paired difference MSSR - MVSR with
+a 95% t interval over seeds.
 """
 
 from __future__ import annotations
@@ -24,12 +28,17 @@ import time
 
 import numpy as np
 import torch
+from scipy import stats
 
 from vade_verl.mssr import (
+    ENTROPY_SOURCES,
+    RHO_SCHEDULES,
     MSSRBaselineConfig,
     MSSRBaselineState,
     baseline_advantages,
+    full_vocab_entropy,
     sampled_token_entropy,
+    sequence_mean_kl,
     shape_advantages,
 )
 
@@ -60,6 +69,10 @@ class TinyPolicy(torch.nn.Module):
         return tokens
 
 
+def reward_of(tokens: torch.Tensor, target: torch.Tensor, need: int) -> torch.Tensor:
+    return ((tokens == target).sum(1) >= need).float()
+
+
 def run(args, alpha: float, seed: int) -> dict:
     """One training run; returns per-step reward/entropy and the end-of-run collapse share."""
     torch.manual_seed(seed)
@@ -68,30 +81,35 @@ def run(args, alpha: float, seed: int) -> dict:
     reference = copy.deepcopy(policy).requires_grad_(False)
     optim = torch.optim.Adam(policy.parameters(), lr=args.lr)
     target = torch.as_tensor(rng.integers(0, args.vocab, size=(args.prompts, args.length)))
-    state = MSSRBaselineState(args.prompts, MSSRBaselineConfig())
+    state = MSSRBaselineState(args.prompts, MSSRBaselineConfig(rho_schedule=args.rho_schedule))
+    if args.init == "warm_start":  # the initial policy answers every prompt once before training
+        everyone = torch.arange(args.prompts)
+        state.initialise(everyone.numpy(), reward_of(policy.generate(everyone), target, args.need).numpy())
     reward_curve, entropy_curve = [], []
     for _ in range(args.steps):
         prompts = torch.as_tensor(rng.choice(args.prompts, args.batch, replace=False))
         tokens = policy.generate(prompts)  # n = 1: one rollout per prompt
-        rewards = ((tokens == target[prompts]).sum(1) >= args.need).float()
+        rewards = reward_of(tokens, target[prompts], args.need)
         logp_all = policy.log_probs(prompts, tokens)
         log_prob = logp_all.gather(-1, tokens[..., None]).squeeze(-1)
         ref_log_prob = reference.log_probs(prompts, tokens).gather(-1, tokens[..., None]).squeeze(-1)
         mask = torch.ones_like(log_prob)
         baselines = torch.as_tensor(state.values(prompts.numpy()), dtype=torch.float32)
         adv, _ = baseline_advantages(rewards, baselines, mask)
+        full_entropy = full_vocab_entropy(logp_all)
         if alpha > 0:
-            adv = shape_advantages(adv, sampled_token_entropy(log_prob), alpha=alpha, kappa=args.kappa)
+            entropy = full_entropy if args.entropy == "full_vocab" else sampled_token_entropy(log_prob)
+            adv = shape_advantages(adv, entropy, alpha=alpha, kappa=args.kappa)
         diff = ref_log_prob - log_prob  # low-variance (k3) KL estimator, as verl's low_var_kl
         kl = torch.exp(diff) - diff - 1
         loss = -(adv * log_prob).mean() + args.kl_coef * kl.mean()
         optim.zero_grad()
         loss.backward()
         optim.step()
-        state.observe_kl(float(kl.detach().mean()))
+        state.observe_kl(sequence_mean_kl(kl.detach(), mask))
         state.update(prompts.numpy(), rewards.numpy(), state.current_rho())
         reward_curve.append(rewards.mean().item())
-        entropy_curve.append(-(logp_all.exp() * logp_all).sum(-1).mean().item())
+        entropy_curve.append(full_entropy.mean().item())
     everyone = torch.arange(args.prompts)
     with torch.no_grad():
         greedy = policy.generate(everyone, greedy=True)
@@ -129,9 +147,30 @@ def smooth(curve: np.ndarray, k: int = 15) -> np.ndarray:
     return np.convolve(curve, np.ones(k) / k, mode="valid")
 
 
+METRICS = {"reward": "reward, last fifth", "entropy": "entropy (nats), last fifth",
+           "collapsed_wrong": "prompts locked on a wrong answer"}
+
+
+def per_seed(runs: list, tail: int) -> dict:
+    """Each run's summary numbers: last-``tail``-step means of the curves, end-of-run shares."""
+    return {
+        "reward": np.array([r["reward"][-tail:].mean() for r in runs]),
+        "entropy": np.array([r["entropy"][-tail:].mean() for r in runs]),
+        "collapsed_wrong": np.array([r["collapsed_wrong"] for r in runs]),
+    }
+
+
+def paired_interval(diff: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of per-seed differences."""
+    if diff.size < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size)
+    return float(diff.mean() - half), float(diff.mean() + half)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=32)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=0.03)
     parser.add_argument("--prompts", type=int, default=128)
@@ -141,7 +180,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--need", type=int, default=3, help="matching tokens needed for reward 1")
     parser.add_argument("--alpha", type=float, default=0.4)
     parser.add_argument("--kappa", type=float, default=2.0)
-    parser.add_argument("--kl-coef", type=float, default=0.01)
+    parser.add_argument("--entropy", choices=ENTROPY_SOURCES, default="full_vocab")
+    parser.add_argument("--rho-schedule", choices=RHO_SCHEDULES, default="continuous")
+    parser.add_argument("--init", choices=("warm_start", "first_visit"), default="warm_start")
+    parser.add_argument("--kl-coef", type=float, default=0.01, help="KL loss coefficient (the paper's 0.01)")
     parser.add_argument("--window", type=int, default=30, help="steps per row of the printed table")
     parser.add_argument("--png", default=None, help="also save the curves with matplotlib")
     args = parser.parse_args(argv)
@@ -152,8 +194,9 @@ def main(argv=None) -> dict:
     results = {name: [run(args, alpha, seed) for seed in range(args.seeds)] for name, alpha in arms.items()}
     mean = {name: {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]} for name, runs in results.items()}
 
-    print(f"single-rollout tiny policy: {args.seeds} seeds x {args.steps} steps, lr {args.lr}, "
-          f"{args.prompts} prompts, batch {args.batch}, reward = >= {args.need}/{args.length} tokens right")
+    print(f"single-rollout tiny policy: {args.seeds} seeds x {args.steps} steps, lr {args.lr}, KL loss {args.kl_coef}, "
+          f"{args.prompts} prompts, batch {args.batch}, reward = >= {args.need}/{args.length} tokens right, "
+          f"H = {args.entropy}, rho {args.rho_schedule}, init {args.init}")
     names = list(arms)
     print(f"{'steps':>9} | " + " | ".join(f"{n[:4]} reward  {n[:4]} entropy" for n in names))
     for s in range(0, args.steps, args.window):
@@ -165,23 +208,23 @@ def main(argv=None) -> dict:
     print()
     print(ascii_figure({n: smooth(mean[n]["entropy"]) for n in names}, title="mean token entropy (nats)"))
     print()
-    summary = {}
     tail = max(1, args.steps // 5)
+    seeds = {n: per_seed(results[n], tail) for n in names}
+    summary = {}
+    print(f"per arm, mean +- standard deviation over {args.seeds} seeds (last {tail} steps for the curves):")
     for n in names:
-        runs = results[n]
-        last = np.array([r["reward"][-tail:].mean() for r in runs])
-        ent = np.array([r["entropy"][-tail:].mean() for r in runs])
-        collapsed = np.array([r["collapsed_wrong"] for r in runs])
-        solved = np.array([r["greedy_solved"] for r in runs])
-        se = lambda x: x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")  # noqa: E731
-        summary[n] = {"reward": last.mean(), "entropy": ent.mean(), "collapsed_wrong": collapsed.mean(),
-                      "greedy_solved": solved.mean()}
-        print(f"{n:22s} last {tail} steps: reward {last.mean():.3f} +- {se(last):.3f}, entropy {ent.mean():.3f} "
-              f"+- {se(ent):.3f}; prompts locked on a wrong answer {collapsed.mean():.3f} +- {se(collapsed):.3f}; "
-              f"greedy solved {solved.mean():.3f}")
-        summary[n]["collapsed_runs"] = int((collapsed > 0.5).sum())
-        print(f"{'':22s} locked-on-wrong share per seed: {np.array2string(collapsed, precision=2)}; collapsed runs "
-              f"(> half the prompts locked on a wrong answer): {summary[n]['collapsed_runs']}/{len(runs)}")
+        summary[n] = {k: float(v.mean()) for k, v in seeds[n].items()}
+        summary[n]["collapsed_runs"] = int((seeds[n]["collapsed_wrong"] > 0.5).sum())
+        cells = ", ".join(f"{label} {seeds[n][k].mean():.3f} +- {seeds[n][k].std(ddof=1) if args.seeds > 1 else 0:.3f}"
+                          for k, label in METRICS.items())
+        print(f"  {n:22s} {cells}; collapsed runs (> half locked wrong) {summary[n]['collapsed_runs']}/{args.seeds}")
+    plain, shaped = names
+    print(f"paired difference {shaped[:4]} - {plain[:4]} (same seed), mean [95% t interval], seeds where {shaped[:4]} is higher:")
+    for k, label in METRICS.items():
+        diff = seeds[shaped][k] - seeds[plain][k]
+        lo, hi = paired_interval(diff)
+        summary[f"diff_{k}"] = (float(diff.mean()), lo, hi)
+        print(f"  {label:34s} {diff.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]  higher in {int((diff > 0).sum())}/{diff.size}")
     print(f"({time.time() - start:.0f} s on CPU)")
     if args.png:
         import matplotlib

@@ -1,19 +1,21 @@
 """MSSR: multimodal stabilized single-rollout RL (Liu et al., arXiv 2512.18215), the pure math.
 
 No verl import here: ``vade_verl.verl_mssr`` is the thin adapter that registers these pieces with verl.
+Where the paper and the authors' code (GitHub ruiiu/MSSR, ``verl/trainer/core_algos.py``) differ, both
+are here and docs/mssr.md has the side-by-side table.
 
 The method, as used here (paper Sec. 3; its text-only parent is SPO, arXiv 2509.13232):
 
 * one rollout per prompt; each prompt ``x`` keeps a Beta belief ``Beta(a_x, b_x)`` of its success rate
   with baseline ``v_x = a_x / (a_x + b_x)``;
-* the first rollout(s) of a prompt initialise it with the effective count ``N0 = 1 / (1 - rho_min)``:
-  ``v0 = mean r``, ``a = N0 * v0``, ``b = N0 * (1 - v0)``;
-* afterwards each step forgets with ``rho`` and adds the new evidence:
-  ``a <- rho * a + sum r``, ``b <- rho * b + sum (1 - r)`` (one forgetting per step, also when a prompt
+* initialisation with the effective count ``N0 = 1 / (1 - rho_min)`` from the mean correctness ``v0`` of
+  the prompt's first rollout(s): ``a = N0 * v0``, ``b = N0 * (1 - v0)`` (:meth:`MSSRBaselineState.initialise`;
+  the authors run the initial policy over the whole training set before training);
+* afterwards each step forgets with ``rho`` and adds the new evidence (correctness ``c`` in [0, 1]):
+  ``a <- rho * a + sum c``, ``b <- rho * b + sum (1 - c)`` (one forgetting per step, also when a prompt
   has several rollouts in the step);
-* ``rho`` follows the policy's drift: the mean KL over the last ``window`` steps, mapped between
-  ``rho_max`` (little drift: remember) and ``rho_min`` (large drift: forget) around ``target_kl``,
-  see :func:`adaptive_rho`;
+* ``rho`` follows the policy's drift: the mean KL to the reference over the last ``kl_window`` steps,
+  this step's included, mapped to ``[rho_min, rho_max]`` by :func:`continuous_rho` or :func:`authors_rho`;
 * the advantage is ``A = r - v`` with ``v`` from *before* this step's update, normalised over the batch
   and broadcast to the response tokens (:func:`baseline_advantages`);
 * entropy shaping after normalisation, per token: ``A'_t = A_t + min(alpha * H_t, |A_t| / kappa)`` with
@@ -30,20 +32,25 @@ from typing import Optional
 import numpy as np
 import torch
 
-ENTROPY_SOURCES = ("sampled", "full_vocab")
+ENTROPY_SOURCES = ("full_vocab", "sampled")
+RHO_SCHEDULES = ("continuous", "authors")
 
 
 @dataclass(frozen=True)
 class MSSRBaselineConfig:
-    """Settings of the tracked baseline (paper Sec. 3; defaults from the paper's setup).
+    """Settings of the tracked baseline (paper Sec. 3; defaults from the authors' ``examples/config_mssr.yaml``).
 
+    ``kl_window``: 10, the window the authors' code runs with (``MVSRValueTracker.kl_window_size = 10``;
+    their configured ``mvsr_kl_window_size: 20`` is never passed to the tracker).
+    ``rho_schedule``: ``"continuous"`` (:func:`continuous_rho`) or ``"authors"`` (:func:`authors_rho`).
     ``rho``: a fixed forgetting factor instead of the KL-adaptive one (None: adaptive).
     """
 
     rho_min: float = 0.875
     rho_max: float = 0.96
     target_kl: float = 0.01
-    kl_window: int = 20
+    kl_window: int = 10
+    rho_schedule: str = "continuous"
     rho: Optional[float] = None
 
     def __post_init__(self):
@@ -55,6 +62,8 @@ class MSSRBaselineConfig:
             raise ValueError(f"MSSR target_kl must be > 0, got {self.target_kl}")
         if self.kl_window < 1:
             raise ValueError(f"MSSR kl_window must be >= 1, got {self.kl_window}")
+        if self.rho_schedule not in RHO_SCHEDULES:
+            raise ValueError(f"MSSR rho_schedule must be one of {RHO_SCHEDULES}, got {self.rho_schedule!r}")
         if self.rho is not None and not 0.0 < self.rho < 1.0:
             raise ValueError(f"MSSR fixed rho must lie in (0, 1), got {self.rho}")
 
@@ -63,13 +72,14 @@ class MSSRBaselineConfig:
 class MSSRShapingConfig:
     """Entropy shaping settings (paper Sec. 3.2): ``alpha``, ``kappa`` and which token entropy ``H_t``.
 
-    ``entropy``: ``"sampled"`` is the sampled token's ``-p log p`` (the authors' code);
-    ``"full_vocab"`` is ``-sum_v p_v log p_v`` over the vocabulary (the paper's wording).
+    ``entropy``: ``"full_vocab"`` is ``-sum_v p_v log p_v`` over the vocabulary (the paper's wording);
+    ``"sampled"`` is the sampled token's ``-p log p`` (the authors' ``compute_token_entropy``).
+    ``alpha = 0`` turns the shaping off (the paper's MVSR ablation).
     """
 
     alpha: float = 0.4
     kappa: float = 2.0
-    entropy: str = "sampled"
+    entropy: str = "full_vocab"
 
     def __post_init__(self):
         if not self.alpha >= 0.0:
@@ -88,17 +98,19 @@ def initial_count(rho_min: float) -> float:
     return 1.0 / (1.0 - rho_min)
 
 
-def adaptive_rho(mean_kl: float, target_kl: float, rho_min: float, rho_max: float) -> float:
-    """Forgetting factor from the recent mean KL, continuous in the KL.
-
-    ``u = mean_kl / target_kl``;  ``rho = rho_mid - rho_half * (u^2 - 1) / (u^2 + 1)``, i.e. a smooth step
-    ``tanh(log u)`` between ``rho_max`` (``u -> 0``) and ``rho_min`` (``u -> inf``), equal to the midpoint
-    ``(rho_min + rho_max) / 2`` at the target.  The authors' code switches from ``rho_max`` to ``rho_min``
-    with a jump at the target (ALGORITHMS.md); this keeps the same end points and ordering without the jump,
-    so a KL that hovers around the target does not flip the forgetting between its extremes.
-    """
+def _check_kl(mean_kl: float) -> None:
     if not mean_kl >= 0.0:
         raise ValueError(f"MSSR adaptive rho needs a mean KL >= 0, got {mean_kl}")
+
+
+def continuous_rho(mean_kl: float, target_kl: float, rho_min: float, rho_max: float) -> float:
+    """Forgetting factor that falls smoothly from ``rho_max`` (no drift) to ``rho_min`` (large drift).
+
+    ``u = mean_kl / target_kl``;  ``rho = rho_mid - rho_half * (u^2 - 1) / (u^2 + 1)``, a smooth step in
+    ``log u`` equal to the midpoint ``(rho_min + rho_max) / 2`` at the target.  It implements what the
+    authors' code comments state ("higher KL -> lower rho, lower KL -> higher rho") without a jump.
+    """
+    _check_kl(mean_kl)
     u2 = (mean_kl / target_kl) ** 2
     mid, half = 0.5 * (rho_min + rho_max), 0.5 * (rho_max - rho_min)
     if math.isinf(u2):
@@ -106,10 +118,43 @@ def adaptive_rho(mean_kl: float, target_kl: float, rho_min: float, rho_max: floa
     return mid - half * (u2 - 1.0) / (u2 + 1.0)
 
 
+def authors_rho(mean_kl: float, target_kl: float, rho_min: float, rho_max: float) -> float:
+    """The authors' schedule as their code computes it (ruiiu/MSSR ``MVSRValueTracker._get_adaptive_rho``).
+
+    ``mean_kl <= target``: ``rho = rho_min + (mean_kl / target) * (rho_max - rho_min)``, rising from
+    ``rho_min`` at zero KL to ``rho_max`` at the target; ``mean_kl > target``: ``rho_min``.  So it
+    forgets fastest both with no drift and above the target, and jumps from ``rho_max`` to ``rho_min``
+    at the target.
+    """
+    _check_kl(mean_kl)
+    if mean_kl > target_kl:
+        return rho_min
+    return rho_min + (mean_kl / target_kl) * (rho_max - rho_min)
+
+
+RHO_FUNCTIONS = {"continuous": continuous_rho, "authors": authors_rho}
+
+
+def sequence_mean_kl(token_kl: torch.Tensor, response_mask: torch.Tensor) -> float:
+    """The step's KL as the authors aggregate it: each response's token mean, then the mean over responses.
+
+    (ruiiu/MSSR ``compute_mvsr_advantage``: ``kl[i].sum() / mask[i].sum()`` per row, then ``torch.mean``.)
+    """
+    if token_kl.shape != response_mask.shape or token_kl.dim() != 2:
+        raise ValueError(
+            f"MSSR KL: need (batch, length) token KL and mask of equal shape, got {tuple(token_kl.shape)} "
+            f"and {tuple(response_mask.shape)}"
+        )
+    mask = response_mask.to(torch.float64)
+    per_row = (token_kl.to(torch.float64) * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+    return float(per_row.mean())
+
+
 class MSSRBaselineState:
     """Per-prompt Beta baselines plus the KL window, keyed by prompt position ``0..num_prompts-1``.
 
-    ``values`` answers ``v`` (NaN for a prompt never seen); ``observe`` feeds one step's rewards and KL.
+    ``values`` answers ``v`` (NaN for a prompt never initialised); ``initialise`` sets prompts from
+    evidence (warm start or first visit); ``observe_kl`` then ``current_rho`` then ``update`` is one step.
     """
 
     def __init__(self, num_prompts: int, config: MSSRBaselineConfig = MSSRBaselineConfig()):
@@ -138,6 +183,18 @@ class MSSRBaselineState:
             )
         return index
 
+    def _check_evidence(self, index: np.ndarray, evidence, where: str) -> np.ndarray:
+        evidence = np.asarray(evidence, dtype=np.float64)
+        if evidence.shape != index.shape:
+            raise ValueError(f"MSSR {where}: {evidence.shape[0]} outcomes for {index.shape[0]} prompt indices")
+        inside = (evidence >= 0.0) & (evidence <= 1.0)
+        if not inside.all():
+            raise ValueError(
+                f"MSSR {where}: the Beta baseline counts correctness in [0, 1]; {int((~inside).sum())} outside, "
+                f"e.g. {evidence[~inside][:5].tolist()}"
+            )
+        return evidence
+
     def values(self, index) -> np.ndarray:
         """``v = a / (a + b)`` for each index; NaN where the prompt has no baseline yet."""
         index = self._check_index(index, "values")
@@ -147,53 +204,55 @@ class MSSRBaselineState:
         v[known] = a / (a + b)
         return v
 
-    def current_rho(self) -> float:
-        """The fixed rho if configured, else :func:`adaptive_rho` of the mean of the KL window.
+    def initialise(self, index, evidence) -> int:
+        """``a = N0 * v0``, ``b = N0 * (1 - v0)`` with ``v0`` the mean evidence of each prompt's rollouts.
 
-        Before any KL is observed (the first step) no drift is known: ``rho_max``.
+        Overwrites any earlier state of those prompts; returns how many prompts were set.
         """
-        cfg = self.config
-        if cfg.rho is not None:
-            return cfg.rho
-        if not self.kl_history:
-            return cfg.rho_max
-        return adaptive_rho(float(np.mean(self.kl_history)), cfg.target_kl, cfg.rho_min, cfg.rho_max)
+        index = self._check_index(index, "initialise")
+        evidence = self._check_evidence(index, evidence, "initialise")
+        prompts, inverse, counts = np.unique(index, return_inverse=True, return_counts=True)
+        v0 = np.bincount(inverse, weights=evidence, minlength=prompts.size) / counts
+        n0 = initial_count(self.config.rho_min)
+        self.alpha[prompts] = n0 * v0
+        self.beta[prompts] = n0 * (1.0 - v0)
+        self.seen[prompts] = True
+        return int(prompts.size)
 
     def observe_kl(self, kl: float) -> None:
+        """Push this step's KL into the window; call it before :meth:`current_rho` of the same step."""
         if not (np.isfinite(kl) and kl >= 0.0):
             raise ValueError(f"MSSR observe_kl: KL must be finite and >= 0, got {kl}")
         self.kl_history.append(float(kl))
 
-    def update(self, index, rewards, rho: float) -> dict:
-        """One step's evidence: initialise unseen prompts, forget-and-add for the others.
+    def current_rho(self) -> float:
+        """The fixed rho if configured, else the configured schedule of the mean of the KL window."""
+        cfg = self.config
+        if cfg.rho is not None:
+            return cfg.rho
+        if not self.kl_history:
+            raise ValueError("MSSR adaptive rho: observe this step's KL (observe_kl) before asking for rho")
+        return RHO_FUNCTIONS[cfg.rho_schedule](float(np.mean(self.kl_history)), cfg.target_kl, cfg.rho_min, cfg.rho_max)
 
-        ``rewards`` in [0, 1], one per rollout; repeated indices (several rollouts of one prompt) are summed
-        under a single forgetting.  Returns counts for logging.
+    def update(self, index, evidence, rho: float) -> dict:
+        """One step's evidence: initialise prompts never seen, forget-and-add for the others.
+
+        ``evidence`` is correctness in [0, 1], one per rollout; repeated indices (several rollouts of one
+        prompt) are summed under a single forgetting.  Returns counts for logging.
         """
         index = self._check_index(index, "update")
-        rewards = np.asarray(rewards, dtype=np.float64)
-        if rewards.shape != index.shape:
-            raise ValueError(f"MSSR update: {rewards.shape[0]} rewards for {index.shape[0]} prompt indices")
-        if not np.all((rewards >= 0.0) & (rewards <= 1.0)):
-            bad = rewards[~((rewards >= 0.0) & (rewards <= 1.0))]
-            raise ValueError(
-                f"MSSR update: the Beta baseline needs rewards in [0, 1]; {bad.size} outside, e.g. {bad[:5].tolist()}"
-            )
+        evidence = self._check_evidence(index, evidence, "update")
         if not 0.0 < rho < 1.0:
             raise ValueError(f"MSSR update: rho must lie in (0, 1), got {rho}")
-        prompts, inverse, counts = np.unique(index, return_inverse=True, return_counts=True)
-        successes = np.bincount(inverse, weights=rewards, minlength=prompts.size)
-        new = ~self.seen[prompts]
-        old_p, new_p = prompts[~new], prompts[new]
-        self.alpha[old_p] = rho * self.alpha[old_p] + successes[~new]
-        self.beta[old_p] = rho * self.beta[old_p] + (counts[~new] - successes[~new])
-        n0 = initial_count(self.config.rho_min)
-        v0 = successes[new] / counts[new]
-        self.alpha[new_p] = n0 * v0
-        self.beta[new_p] = n0 * (1.0 - v0)
-        self.seen[new_p] = True
+        new_rows = ~self.seen[index]
+        initialised = self.initialise(index[new_rows], evidence[new_rows]) if new_rows.any() else 0
+        old_index = index[~new_rows]
+        prompts, inverse, counts = np.unique(old_index, return_inverse=True, return_counts=True)
+        successes = np.bincount(inverse, weights=evidence[~new_rows], minlength=prompts.size)
+        self.alpha[prompts] = rho * self.alpha[prompts] + successes
+        self.beta[prompts] = rho * self.beta[prompts] + (counts - successes)
         self.last_rho = float(rho)
-        return {"initialised": int(new.sum()), "updated": int((~new).sum()), "rollouts": int(index.size)}
+        return {"initialised": initialised, "updated": int(prompts.size), "rollouts": int(index.size)}
 
     def state_dict(self) -> dict:
         return {
@@ -229,7 +288,7 @@ def baseline_advantages(
 
     ``A_i = (d_i - mean(d)) / (std(d) + epsilon)`` with ``d_i = r_i - v_i`` and the unbiased std over the
     batch rows (as verl's GRPO); without ``scale_by_std`` only the mean is removed.  A row whose baseline is
-    NaN (prompt never seen) uses the batch-mean reward as its baseline.  Returns ``(token_advantages,
+    NaN (prompt never initialised) uses the batch-mean reward as its baseline.  Returns ``(token_advantages,
     number_of_rows_that_used_the_fallback)``.
     """
     if sequence_rewards.dim() != 1 or baselines.shape != sequence_rewards.shape:

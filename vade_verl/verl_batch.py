@@ -73,6 +73,27 @@ def dataset_row_ids(data_source: Any) -> np.ndarray:
     return ids
 
 
+def dataset_ground_truths(data_source: Any) -> list:
+    """``reward_model.ground_truth`` of every dataset position (None where a row has none).
+
+    Read from ``data_source.dataframe`` like :func:`dataset_row_ids`, without decoding images.
+    """
+    frame = getattr(data_source, "dataframe", None)
+    if frame is None:
+        raise ValueError(f"{type(data_source).__name__} has no 'dataframe' to read reward_model.ground_truth from")
+    columns = getattr(frame, "column_names", None) or list(getattr(frame, "columns", []))
+    if "reward_model" not in columns:
+        raise ValueError("the dataset has no 'reward_model' column (verl's data format: reward_model.ground_truth)")
+    return [rm.get("ground_truth") if isinstance(rm, dict) else None for rm in frame["reward_model"]]
+
+
+def batch_tensor(batch: Any, key: str, why: str):
+    """``batch.batch[key]``, or an error naming the missing tensor and what needs it (``why``)."""
+    if key not in batch.batch.keys():
+        raise KeyError(f"the batch has no tensor '{key}': {why}")
+    return batch.batch[key]
+
+
 def batch_row_ids(batch: Any) -> np.ndarray:
     """``extra_info.index`` of every rollout row of a trainer batch."""
     extra = batch.non_tensor_batch.get("extra_info")
@@ -138,6 +159,20 @@ def trainer_step_batch() -> Optional[Any]:
         tensors = getattr(batch, "batch", None)
         if tensors is not None and hasattr(batch, "non_tensor_batch") and "token_level_scores" in tensors.keys():
             return batch
+    return None
+
+
+def trainer_step_holding(key: str, tensor: Any) -> Optional[dict]:
+    """The locals of the verl trainer-step frame on the call stack whose ``batch.batch[key]`` is ``tensor``.
+
+    ``RayPPOTrainer.fit`` (verl 0.7.1) keeps there the step's ``batch`` and the old-log-prob pass's
+    full-vocabulary ``entropys``, which it reads before popping them from the batch
+    (``ray_trainer.py:1404-1419``); ``SeparateRayPPOTrainer._fit_compute_advantage`` only its ``batch``.
+    """
+    for local_vars, _, _ in trainer_step_frames(sys._getframe(1)):
+        tensors = getattr(local_vars.get("batch"), "batch", None)
+        if tensors is not None and key in tensors.keys() and tensors[key].data_ptr() == tensor.data_ptr():
+            return local_vars
     return None
 
 

@@ -40,6 +40,7 @@ run() {  # $1 = total_training_steps
     actor_rollout_ref.actor.use_torch_compile=False \
     actor_rollout_ref.actor.use_kl_loss=False \
     +data.mssr.rho=0.9 \
+    +data.mssr.init=first_visit \
     actor_rollout_ref.actor.checkpoint.save_contents='[model,optimizer,extra]' \
     actor_rollout_ref.rollout.agent.num_workers=1 \
     reward.num_workers=1 \
