@@ -86,6 +86,7 @@ class SimConfig:
     mopps_target: float = 0.5
     greso_sampling_batch_size: Optional[int] = None
     greso_target_zero_variance: float = GRESOConfig.target_zero_variance
+    greso_max_gen_batches: int = 100
     filter_rollouts: Optional[int] = None
     filter_min_rate: float = 0.0
     filter_max_rate: float = 1.0
@@ -103,6 +104,8 @@ class SimConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.batch_size > self.num_samples:
             raise ValueError(f"--batch-size {self.batch_size} exceeds --num-samples {self.num_samples}")
+        if self.greso_max_gen_batches < 1:
+            raise ValueError(f"--greso-max-gen-batches must be >= 1, got {self.greso_max_gen_batches}")
         if self.dapo_max_gen_batches < 1:
             raise ValueError(
                 "--dapo-max-gen-batches must be >= 1: verl's 0 (no limit) loops forever once the population "
@@ -377,7 +380,7 @@ def greso_runner(config: SimConfig, env: Environment):
             config.batch_size,
             config.greso_sampling_batch_size,
             max(1, config.batch_size // 4),
-            config.dapo_max_gen_batches,
+            config.greso_max_gen_batches,
             rng,
         )
         if epochs[0] > 0:  # the authors adapt p_easy / p_hard from the second epoch on
@@ -647,13 +650,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--l2", type=float, default=defaults.l2, help="VADE slow decay (data.sampler.vade.l2)")
     add("--samplers", default=",".join(SAMPLERS), help=f"comma list from {','.join(SAMPLERS)}")
     add("--dapo-gen-batch-size", type=int, default=None, help="DAPO data.gen_batch_size (default: 3 x --batch-size, as verl's DAPO recipe scripts)")
-    add("--dapo-max-gen-batches", type=int, default=defaults.dapo_max_gen_batches, help="algorithm.filter_groups.max_num_gen_batches (also GRESO's guard)")
+    add("--dapo-max-gen-batches", type=int, default=defaults.dapo_max_gen_batches, help="algorithm.filter_groups.max_num_gen_batches")
     add("--dapo-band-min", type=float, default=defaults.dapo_band_min, help="dapo-band: lowest pass rate kept")
     add("--dapo-band-max", type=float, default=defaults.dapo_band_max, help="dapo-band: highest pass rate kept")
     add("--mopps-candidates", type=int, default=defaults.mopps_candidates, help="MoPPS candidate pool per step, in batches (tasksampler.ts_ratio)")
     add("--mopps-decay", type=float, default=defaults.mopps_decay, help="MoPPS posterior decay (tasksampler.bandit_decay_ratio)")
     add("--mopps-target", type=float, default=defaults.mopps_target, help="MoPPS target success rate (tasksampler.bandit_target_mean)")
     add("--greso-sampling-batch-size", type=int, default=None, help="GRESO prompts per sampling batch (default 1.5 x --batch-size, as the authors' 384 for 256)")
+    add("--greso-max-gen-batches", type=int, default=defaults.greso_max_gen_batches, help="GRESO: sampling batches per step before the simulator stops it (the authors' trainer has no limit)")
     add("--greso-target-zero-variance", type=float, default=defaults.greso_target_zero_variance, help="GRESO target share of zero-variance groups")
     add("--filter-rollouts", type=int, default=None, help="offline rollouts per sample of the static filter (default G)")
     add("--filter-min-rate", type=float, default=defaults.filter_min_rate)
