@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/oracle_gap.py                                    # the table in docs/simulate.md
-    python benchmarks/oracle_gap.py --presets mm-math --seeds 0,1 --samplers vade,vade-eig --steps 400
+    python benchmarks/oracle_gap.py --presets mm-math --seeds 0,1 --samplers vade,vade-eig --steps 400 --batch-size 256
 
 For every ``--presets`` x ``--seeds`` pair it runs ``vade-verl simulate``'s samplers (default
 options otherwise) on the same population and prints, per sampler, the cumulative rollouts at the
@@ -24,14 +24,15 @@ import numpy as np
 from vade_verl.simulate import SimConfig, simulate, summarise
 
 
-def measure(presets, seeds, samplers, steps):
-    """``{preset: {seed: {sampler: relative or None}}}`` for ``random``, ``oracle`` and ``samplers``."""
+def measure(presets, seeds, samplers, **options):
+    """``{preset: {seed: {sampler: relative or None}}}`` for ``random``, ``oracle`` and ``samplers``;
+    ``options`` are further ``SimConfig`` fields (steps, batch_size, ...)."""
     names = ("random", "oracle", *[s for s in samplers if s not in ("random", "oracle")])
     table = {}
     for preset in presets:
         table[preset] = {}
         for seed in seeds:
-            config = SimConfig(difficulty=preset, seed=seed, steps=steps, samplers=names)
+            config = SimConfig(difficulty=preset, seed=seed, samplers=names, **options)
             rows = summarise(simulate(config), config.batch_size)
             table[preset][seed] = {row["sampler"]: row.get("rollouts_to_target_vs_oracle") for row in rows}
     return table
@@ -56,24 +57,26 @@ def format_table(table, samplers) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--presets", default="mm-math;uniform;beta:0.3,0.3;beta:0.5,0.5;beta:2,5", help="';'-separated --difficulty values")
+    p.add_argument("--presets", default="mm-math;uniform;beta:0.3,0.3;beta:0.5,0.5;beta:2,5;beta:5,2", help="';'-separated --difficulty values")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--samplers", default="random,vade,vade-eig,mopps,greso")
-    p.add_argument("--steps", type=int, default=SimConfig.steps)
+    for name in ("steps", "num_samples", "batch_size", "group_size"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(SimConfig, name))
     p.add_argument("--json", default=None, help="also write the table here")
     args = p.parse_args(argv)
     presets = [x for x in args.presets.split(";") if x]
     seeds = [int(x) for x in args.seeds.split(",")]
     samplers = [x for x in args.samplers.split(",") if x]
     start = time.perf_counter()
-    table = measure(presets, seeds, samplers, args.steps)
+    options = {name: getattr(args, name) for name in ("steps", "num_samples", "batch_size", "group_size")}
+    table = measure(presets, seeds, samplers, **options)
     print(format_table(table, samplers))
     if "vade" in samplers and samplers.index("vade") + 1 < len(samplers):
         challenger = samplers[samplers.index("vade") + 1]
         pairs = [(v["vade"], v[challenger]) for by_seed in table.values() for v in by_seed.values()]
         wins = sum(c is not None and (b is None or c <= b) for b, c in pairs)
         print(f"\n{challenger} needs no more rollouts than vade in {wins} of {len(pairs)} (preset, seed) pairs")
-    print(f"{len(presets) * len(seeds)} runs of {args.steps} steps in {time.perf_counter() - start:.0f} s")
+    print(f"{len(presets) * len(seeds)} runs ({options}) in {time.perf_counter() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({p: {str(s): v for s, v in by.items()} for p, by in table.items()}, handle, indent=2)
