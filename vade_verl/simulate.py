@@ -300,25 +300,32 @@ def vade_nodecay_runner(config, env):
     return _vade_runner(config, env, decay=False)
 
 
+def _timed_fill(env: Environment, fill: Callable):
+    """Run ``fill(rollout)`` with the environment's rollout; its result and the seconds it spent
+    outside the simulated generation (loading and filtering)."""
+    rollout_seconds = 0.0
+
+    def rollout(positions):
+        nonlocal rollout_seconds
+        rewards, seconds = _timed(env.rollout, positions)
+        rollout_seconds += seconds
+        return rewards
+
+    result, seconds = _timed(fill, rollout)
+    return result, seconds - rollout_seconds
+
+
 def _dapo_runner(config: SimConfig, env: Environment, keep_rule):
     batches = loader_batches(verl_random_sampler(config.num_samples, config.seed), config.dapo_gen_batch_size)
 
-    rollout_seconds = [0.0]
-
-    def timed_rollout(positions):
-        rewards, seconds = _timed(env.rollout, positions)
-        rollout_seconds[0] += seconds
-        return rewards
-
     def step() -> StepOutcome:
-        rollout_seconds[0] = 0.0
-        result, seconds = _timed(
-            dapo_fill, batches, timed_rollout, config.group_size, config.batch_size, config.dapo_max_gen_batches, keep_rule
+        result, seconds = _timed_fill(
+            env,
+            lambda rollout: dapo_fill(
+                batches, rollout, config.group_size, config.batch_size, config.dapo_max_gen_batches, keep_rule
+            ),
         )
-        sampler_seconds = seconds - rollout_seconds[0]  # loading and filtering, not the simulated generation
-        return StepOutcome(
-            result.positions, result.rewards, result.rollouts, 0, result.groups_generated, result.groups_kept, sampler_seconds
-        )
+        return StepOutcome(result.positions, result.rewards, result.rollouts, 0, result.groups_generated, result.groups_kept, seconds)
 
     return step
 
@@ -362,38 +369,26 @@ def greso_runner(config: SimConfig, env: Environment):
     candidates = _endless_epochs(verl_random_sampler(config.num_samples, config.seed), epochs)
     state = GRESOState(config.num_samples, GRESOConfig(target_zero_variance=config.greso_target_zero_variance))
     rng = np.random.default_rng([config.seed, 3])
-    rollout_seconds = [0.0]
-
-    def timed_rollout(positions):
-        rewards, seconds = _timed(env.rollout, positions)
-        rollout_seconds[0] += seconds
-        return rewards
+    min_sampling_batch_size = max(1, config.batch_size // 4)
 
     def step() -> StepOutcome:
-        rollout_seconds[0] = 0.0
-        result, seconds = _timed(
-            greso_fill,
-            candidates,
-            state,
-            timed_rollout,
-            config.group_size,
-            config.batch_size,
-            config.greso_sampling_batch_size,
-            max(1, config.batch_size // 4),
-            config.greso_max_gen_batches,
-            rng,
+        result, seconds = _timed_fill(
+            env,
+            lambda rollout: greso_fill(
+                candidates,
+                state,
+                rollout,
+                config.group_size,
+                config.batch_size,
+                config.greso_sampling_batch_size,
+                min_sampling_batch_size,
+                config.greso_max_gen_batches,
+                rng,
+            ),
         )
         if epochs[0] > 0:  # the authors adapt p_easy / p_hard from the second epoch on
             state.adapt(result.all_correct / result.groups_generated, result.all_wrong / result.groups_generated)
-        return StepOutcome(
-            result.positions,
-            result.rewards,
-            result.rollouts,
-            0,
-            result.groups_generated,
-            result.groups_kept,
-            seconds - rollout_seconds[0],
-        )
+        return StepOutcome(result.positions, result.rewards, result.rollouts, 0, result.groups_generated, result.groups_kept, seconds)
 
     return step
 
