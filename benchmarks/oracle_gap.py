@@ -10,7 +10,8 @@ options otherwise) on the same population and prints, per sampler, the cumulativ
 first step whose mean solve probability reaches verl random's final one, divided by the oracle's
 (``rollouts_to_target_vs_oracle`` of ``vade_verl.simulate.summarise``); "never" when the sampler
 did not reach it within ``--steps``. The last rows give the mean and worst case per preset, and the
-number of (preset, seed) pairs where the first sampler after ``vade`` beats or ties ``vade``.
+number of (preset, seed) pairs where the first sampler after ``vade`` beats or ties ``vade`` (pairs
+where neither reached the target are counted apart).
 """
 
 from __future__ import annotations
@@ -74,8 +75,12 @@ def main(argv=None) -> int:
     if "vade" in samplers and samplers.index("vade") + 1 < len(samplers):
         challenger = samplers[samplers.index("vade") + 1]
         pairs = [(v["vade"], v[challenger]) for by_seed in table.values() for v in by_seed.values()]
-        wins = sum(c is not None and (b is None or c <= b) for b, c in pairs)
-        print(f"\n{challenger} needs no more rollouts than vade in {wins} of {len(pairs)} (preset, seed) pairs")
+        decided = [(b, c) for b, c in pairs if (b, c) != (None, None)]
+        wins = sum(c is not None and (b is None or c <= b) for b, c in decided)
+        print(
+            f"\n{challenger} needs no more rollouts than vade in {wins} of {len(decided)} (preset, seed) pairs "
+            f"where either reached the target; neither did in {len(pairs) - len(decided)}"
+        )
     print(f"{len(presets) * len(seeds)} runs ({options}) in {time.perf_counter() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as handle:
