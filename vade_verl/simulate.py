@@ -488,6 +488,13 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
         from tqdm import tqdm
 
         progress = tqdm(total=config.steps * len(config.samplers), desc="simulate", unit="step", file=sys.stderr)
+    # No verl trainer step runs here by design (VADE's metrics are read from last_metrics), so
+    # verl_metrics' warning that there is none would only be noise, once per VADE sampler.
+    def no_trainer_step(record: logging.LogRecord) -> bool:
+        return False
+
+    metrics_logger = logging.getLogger("vade_verl.verl_metrics")
+    metrics_logger.addFilter(no_trainer_step)
     try:
         results = {}
         for name in config.samplers:
@@ -495,6 +502,7 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
                 progress.set_description(f"simulate {name}")
             results[name] = run_sampler(name, config, z0, progress)
     finally:
+        metrics_logger.removeFilter(no_trainer_step)
         if progress is not None:
             progress.close()
     return results
