@@ -60,7 +60,7 @@ def test_vade_concentrates_on_the_informative_subset_and_random_stays_at_the_bas
     assert _late_ratio(slow_forgetting, 50) > 0.85 * SUBSET_SHARE
     # The paper's illustrative l1 = 0.2 caps the evidence at G / (1 - l1) = 10 rollouts: an
     # impossible sample keeps a Beta(1, <= 11) posterior whose draws land near p = 1/3 often
-    # enough to take batch slots, so VADE gets only part of the way (seeded: 0.14 vs 0.03).
+    # enough to take batch slots, so VADE gets only part of the way (seeded: 0.13 vs 0.03).
     paper = _late_ratio(results["vade"], 50)
     assert 2.5 * BASE_RATE < paper < SUBSET_SHARE
     # The oracle knows the subset from step 1; our variant "eig" keeps the evidence of constant
