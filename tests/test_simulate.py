@@ -48,7 +48,7 @@ def _late_ratio(records, start):
 def test_vade_concentrates_on_the_informative_subset_and_random_stays_at_the_base_rate():
     static = dict(num_samples=N, batch_size=B, group_size=G, steps=90, learn=0, transfer=0, forget=0)
     z0 = _known_subset_population()
-    results = simulate(SimConfig(samplers=("random", "vade", "vade-nodecay"), **static), z0=z0)
+    results = simulate(SimConfig(samplers=("random", "oracle", "vade", "vade-eig", "vade-nodecay"), **static), z0=z0)
     slow_forgetting = simulate(SimConfig(samplers=("vade",), l1=0.9, **static), z0=z0)["vade"]
 
     random_ratio = _late_ratio(results["random"], 0)
@@ -60,9 +60,13 @@ def test_vade_concentrates_on_the_informative_subset_and_random_stays_at_the_bas
     assert _late_ratio(slow_forgetting, 50) > 0.85 * SUBSET_SHARE
     # The paper's illustrative l1 = 0.2 caps the evidence at G / (1 - l1) = 10 rollouts: an
     # impossible sample keeps a Beta(1, <= 11) posterior whose draws land near p = 1/3 often
-    # enough to take batch slots, so VADE gets only part of the way (seeded: 0.14 vs 0.03).
+    # enough to take batch slots, so VADE gets only part of the way (seeded: 0.13 vs 0.03).
     paper = _late_ratio(results["vade"], 50)
     assert 2.5 * BASE_RATE < paper < SUBSET_SHARE
+    # The oracle knows the subset from step 1; our variant "eig" keeps the evidence of constant
+    # groups (all wrong or all right), so it finds the subset with the paper's l1 = 0.2.
+    assert abs(_late_ratio(results["oracle"], 0) - SUBSET_SHARE) < 4 * np.sqrt(SUBSET_SHARE * (1 - SUBSET_SHARE) / (90 * B))
+    assert _late_ratio(results["vade-eig"], 50) > 0.95 * SUBSET_SHARE
 
 
 def test_vade_runs_through_the_verl_sampler_and_its_metric_agrees():
@@ -127,6 +131,12 @@ def test_main_writes_csv_summary_and_plot(tmp_path, capsys):
     assert [int(r["cumulative_rollouts"]) for r in random_rows] == [64 * k for k in range(1, 7)]
     summary = json.loads((out / "summary.json").read_text())
     assert [row["sampler"] for row in summary["summary"]] == list(SAMPLERS)
+    rows = {row["sampler"]: row for row in summary["summary"]}
+    oracle = rows["oracle"]["rollouts_to_target"]
+    assert oracle and rows["oracle"]["rollouts_to_target_vs_oracle"] == 1.0
+    for row in rows.values():
+        reached = row.get("rollouts_to_target")
+        assert row.get("rollouts_to_target_vs_oracle") == (pytest.approx(reached / oracle) if reached and oracle else None)
     assert os.path.getsize(out / "simulate.png") > 10_000
     table = capsys.readouterr().out
     assert "VADE" in table and "DAPO dynamic sampling" in table

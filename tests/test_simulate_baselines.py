@@ -9,11 +9,15 @@ from scipy.stats import norm
 from vade_verl.baselines import (
     GenerationLimitReached,
     dapo_fill,
+    informative_probability,
+    oracle_batch,
     outcome_variance_score,
+    pass_rate_band,
     pass_rate_filter,
     variance_aware_batch,
     weighted_sample_without_replacement,
 )
+from vade_verl.peers import GRESOConfig, GRESOState, MoPPSState, greso_fill
 from vade_verl.population import Dynamics, Population, initial_logits, sigmoid
 
 # -- DAPO ----------------------------------------------------------------------------------------
@@ -57,6 +61,72 @@ def test_dapo_raises_with_the_rollouts_spent_when_the_generation_limit_is_reache
 def test_dapo_keeps_single_rollout_groups_like_verl():
     step = dapo_fill(iter([np.arange(3)]), lambda p: np.zeros(p.size), group_size=1, train_batch_size=3, max_num_gen_batches=1)
     assert step.positions.tolist() == [0, 1, 2] and step.rollouts == 3
+
+
+def test_dapo_with_a_pass_rate_band_keeps_the_closed_interval():
+    keep = pass_rate_band(0.25, 0.75)
+    groups = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]], dtype=float)
+    assert keep(groups.reshape(-1), 4).tolist() == [True, True, False, False, True]
+    # The scripted DAPO run with band [0.5, 0.5]: batch 1 keeps 1 and 3, batch 2 keeps 7, batch 3 keeps 8, 9, 10.
+    step = dapo_fill(_gen_batches(), _scripted, group_size=2, train_batch_size=4, max_num_gen_batches=3, keep_rule=pass_rate_band(0.5, 0.5))
+    assert step.positions.tolist() == [1, 3, 7, 8] and step.rollouts == 24
+    with pytest.raises(ValueError, match="pass-rate band"):
+        pass_rate_band(0.8, 0.2)
+
+
+# -- the oracle ------------------------------------------------------------------------------------
+def test_oracle_takes_the_samples_most_likely_to_give_an_informative_group():
+    # G = 2: 1 - p^2 - (1 - p)^2 = 2 p (1 - p).
+    assert informative_probability(np.array([0.0, 0.5, 1.0, 0.25]), 2).tolist() == [0.0, 0.5, 0.0, 0.375]
+    # G = 8: p = 0.9 -> 0.570, 0.5 -> 0.992, 0 -> 0, 0.3 -> 0.942, 0.6 -> 0.983.
+    assert oracle_batch(np.array([0.9, 0.5, 0.0, 0.3, 0.6]), 3, 8).tolist() == [1, 4, 3]
+
+
+# -- MoPPS and GRESO -------------------------------------------------------------------------------
+def test_mopps_update_is_the_authors_decayed_beta_update():
+    # The authors' form (thu-rllab/MoPPS recipe/ours/mopps.py), prior Beta(1, 1), decay 0.5:
+    # a <- 0.5 a + 0.5 + s, b <- 0.5 b + 0.5 + (n - s). 3 of 4 then 1 of 4: a = 4 -> 3.5, b = 2 -> 4.5.
+    state = MoPPSState(3, decay=0.5, target=0.5, seed=0)
+    state.update(np.array([1]), np.array([3.0]), np.array([4.0]))
+    state.update(np.array([1]), np.array([1.0]), np.array([4.0]))
+    assert (state.alpha + 1).tolist() == [1.0, 3.5, 1.0] and (state.beta + 1).tolist() == [1.0, 4.5, 1.0]
+
+
+def test_mopps_picks_the_candidates_whose_draws_are_nearest_the_target():
+    state = MoPPSState(9, decay=1.0, target=0.5, seed=0)
+    # Posteriors so sharp that every draw is within 0.005 of its mean: 0.1, 0.45, 0.9, 0.6 for 5..8.
+    means = np.array([0.1, 0.45, 0.9, 0.6])
+    state.alpha[5:], state.beta[5:] = 1e6 * means, 1e6 * (1 - means)
+    assert state.select(np.array([5, 6, 7, 8]), 2).tolist() == [6, 8]
+
+
+def test_greso_keep_probability_streaks_and_adaptation_by_hand():
+    state = GRESOState(4, GRESOConfig(p_easy=0.5, p_hard=0.6))
+    state.easy_streak[:] = [0, 2, 0, 9]
+    state.hard_streak[:] = [0, 0, 3, 0]
+    np.testing.assert_allclose(state.keep_probability(np.arange(4)), [1.0, 0.25, 0.216, 0.01])  # 0.5^9 < 0.01
+    state.record(np.array([0, 1, 2]), np.array([1, 1, 1, 0, 0, 0], dtype=float), group_size=2)
+    assert state.easy_streak.tolist() == [1, 0, 0, 9] and state.hard_streak.tolist() == [0, 0, 4, 0]
+    # targets: easy 0.25 / 3 = 0.083, hard 2 * 0.25 / 3 = 0.167
+    state.adapt(easy_share=0.1, hard_share=0.1)
+    assert (state.p_easy, state.p_hard) == pytest.approx((0.49, 0.61))
+
+
+def test_greso_fill_rolls_out_shrinking_batches_and_trains_on_what_the_last_one_gave():
+    # Fresh state: every prompt is kept. Sampling batches of 4 (at least 2), G = 2, train batch 3.
+    step = greso_fill(iter(range(12)), GRESOState(12), _scripted, 2, 3, 4, 2, 10, np.random.default_rng(0))
+    # Batch 1 (0-3) keeps 1 and 3; 1 more group wanted at an informative share of 1/2:
+    # int(1 / 0.5 * 1.25) = 2 <= 4, so batch 2 (4, 5) of size 2 is the last; it keeps nothing.
+    assert step.positions.tolist() == [1, 3]
+    assert (step.rollouts, step.groups_generated, step.groups_kept, step.all_correct, step.all_wrong) == (12, 6, 2, 1, 3)
+
+
+def test_greso_fill_raises_at_the_simulator_guard():
+    state = GRESOState(8)
+    with pytest.raises(GenerationLimitReached, match="2 sampling batches") as error:
+        greso_fill(iter(range(100)), state, lambda p: np.zeros(2 * p.size), 2, 3, 4, 2, 2, np.random.default_rng(0))
+    assert error.value.rollouts == 16
+    assert state.hard_streak[:8].tolist() == [1] * 8
 
 
 # -- offline filter and MMR1 -----------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""The samplers a user would pick instead of VADE, as pure numpy (no verl import).
+"""The samplers a user would pick instead of VADE, and the ceiling, as pure numpy (no verl import).
 
+* Oracle: knows every sample's true solve probability ``p`` and takes the ``B`` samples with the
+  highest chance of an informative group of ``G`` rollouts, ``1 - p^G - (1 - p)^G``.
 * DAPO dynamic sampling (Yu et al., arXiv 2503.14476, Sec. 3.2; verl's ``recipe/dapo`` trainer with
   ``algorithm.filter_groups``): generate ``data.gen_batch_size`` prompts x ``rollout.n`` rollouts,
   drop the groups whose rewards are all equal (verl keeps a group when its reward std is > 0 or it
@@ -7,6 +9,10 @@
   train on the first ``train_batch_size`` kept groups. Every generated rollout is paid for. After
   ``algorithm.filter_groups.max_num_gen_batches`` generation batches without a full batch verl
   raises (non-positive means no limit).
+* DAPO with a pass-rate band (verl issue #2791, e.g. keep 0.2-0.8; the MoPPS authors' DAPO
+  trainer has it as ``algorithm.filter_groups.filter_min/filter_max``, github.com/thu-rllab/MoPPS
+  ``recipe/ours/our_ray_trainer.py``): the same generate-and-refill loop, keeping a group when its
+  pass rate (mean reward) lies in the closed interval [low, high] (``pass_rate_band``).
 * Static offline pass-rate filter: roll out every sample ``K`` times once before training, keep the
   samples whose pass rate lies strictly between ``min_rate`` and ``max_rate`` (default: drop the
   all-correct and all-wrong ones), then train on the kept set with the ordinary random sampler.
@@ -33,11 +39,38 @@ class GenerationLimitReached(ValueError):
     """verl's DAPO trainer raises a ValueError when ``max_num_gen_batches`` is reached."""
 
 
+def informative_probability(p: np.ndarray, group_size: int) -> np.ndarray:
+    """Chance that ``group_size`` Bernoulli(p) rewards are not all equal: ``1 - p^G - (1 - p)^G``."""
+    p = np.asarray(p, dtype=np.float64)
+    return 1.0 - p**group_size - (1.0 - p) ** group_size
+
+
+def oracle_batch(p: np.ndarray, batch_size: int, group_size: int) -> np.ndarray:
+    """The ``batch_size`` samples most likely to give an informative group, from their true ``p``.
+
+    The simulator's ceiling: it maximises the expected number of informative groups per step,
+    which no sampler that must learn ``p`` from rollouts can exceed.
+    """
+    return top_b(informative_probability(p, group_size), batch_size)
+
+
 def dapo_kept_groups(rewards: np.ndarray, group_size: int) -> np.ndarray:
     """verl's DAPO rule per group: keep when the rewards' std is > 0 or the group has one rollout."""
     if group_size == 1:
         return np.ones(np.asarray(rewards).size, dtype=bool)
     return informative_groups(rewards, group_size)
+
+
+def pass_rate_band(low: float, high: float) -> Callable[[np.ndarray, int], np.ndarray]:
+    """A DAPO keep rule: the group's pass rate (mean reward) lies in the closed interval [low, high]."""
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"pass-rate band must satisfy 0 <= low <= high <= 1, got [{low}, {high}]")
+
+    def keep(rewards: np.ndarray, group_size: int) -> np.ndarray:
+        rate = np.asarray(rewards, dtype=np.float64).reshape(-1, group_size).mean(axis=1)
+        return (rate >= low) & (rate <= high)
+
+    return keep
 
 
 @dataclasses.dataclass
@@ -58,11 +91,13 @@ def dapo_fill(
     group_size: int,
     train_batch_size: int,
     max_num_gen_batches: int,
+    keep_rule: Callable[[np.ndarray, int], np.ndarray] = dapo_kept_groups,
 ) -> DAPOStep:
     """Generate and filter until ``train_batch_size`` groups are kept (verl DAPO ``fit`` semantics).
 
     ``gen_batches`` yields the prompt positions of each generation batch (the data loader);
-    ``rollout(positions)`` returns ``group_size`` rewards per position, grouped per prompt.
+    ``rollout(positions)`` returns ``group_size`` rewards per position, grouped per prompt;
+    ``keep_rule(rewards, group_size)`` says which groups are kept (default: verl's).
     Raises ``GenerationLimitReached`` after ``max_num_gen_batches`` batches (when > 0) that did
     not fill the batch; the generated rollouts are then in ``error.rollouts``.
     """
@@ -76,7 +111,7 @@ def dapo_fill(
         num_gen += 1
         rollouts += rewards.size
         generated += positions.size
-        keep = dapo_kept_groups(rewards, group_size)
+        keep = keep_rule(rewards, group_size)
         kept_positions.append(positions[keep])
         kept_rewards.append(rewards.reshape(-1, group_size)[keep])
         num_kept += int(keep.sum())

@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any, Mapping, Optional
 
 from vade_verl.rewards import CorrectnessRule
-from vade_verl.vade import SCORE_REGISTRY
+from vade_verl.vade import EXPECTED_SCORES, SCORE_REGISTRY, VARIANTS
 
 CONFIG_PREFIX = "data.sampler.vade"
 RESUME_MODES = ("exact", "approximate")
@@ -35,6 +35,9 @@ class VADEConfig:
     score: "infogain" p(1-p)^2 (paper) or "variance" p(1-p) (ablation).
     selection: "thompson" (paper) or "greedy" (posterior mean, ablation).
     decay: False disables the two-scale decay (l1 = l2 = 1, ablation "no decay").
+    variant: "paper" (the paper's VADE) or "eig", ours: rank by the posterior-expected score
+        instead of a Thompson draw, and apply l1 only to samples whose group was informative
+        (``vade_verl.vade``, docs/simulate.md). Takes the default selection.
     seed: generator seed; None takes ``data.seed`` (0 included) and, if that is null too, 1.
     correctness: how a rollout's score becomes Beta evidence (``vade_verl.rewards``): "auto"
         (correct when the score of one of verl's built-in scorers is > 0.5, read from the reward
@@ -53,6 +56,7 @@ class VADEConfig:
     score: str = "infogain"
     selection: str = "thompson"
     decay: bool = True
+    variant: str = "paper"
     seed: Optional[int] = None
     correctness: Any = "auto"
     resume: str = "exact"
@@ -103,6 +107,12 @@ class VADEConfig:
             fail("score", f"must be one of {sorted(SCORE_REGISTRY)}")
         if self.selection not in ("thompson", "greedy"):
             fail("selection", "must be 'thompson' or 'greedy'")
+        if self.variant not in VARIANTS:
+            fail("variant", f"must be one of {list(VARIANTS)}")
+        if self.variant == "eig" and self.selection != "thompson":
+            fail("variant", "'eig' ranks by the posterior-expected score: leave data.sampler.vade.selection at its default")
+        if self.variant == "eig" and self.score not in EXPECTED_SCORES:
+            fail("variant", f"'eig' needs a score with a posterior expectation, one of {sorted(EXPECTED_SCORES)}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             fail("seed", "must be a non-negative integer or null")
         self.correctness_rule(prefix)  # raises naming the key

@@ -116,6 +116,7 @@ class VADESampler(AbstractCurriculumSampler):
             l2=self.config.slow_decay,
             score=self.config.score,
             selection=self.config.selection_mode,
+            variant=self.config.variant,
             seed=1 if seed is None else int(seed),
         )
         state_dir = self.config.state_dir or _default_state_dir(data_config)

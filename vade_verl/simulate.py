@@ -14,7 +14,8 @@ indices and its ``update(batch=...)`` gets a ``DataProto`` built as ``RayPPOTrai
 Outputs in ``--output`` (default ``outputs/simulate``): ``steps.csv`` (one row per sampler and step),
 ``summary.json`` (config and per-sampler summary), ``simulate.png`` (effective-gradient ratio per
 step, as the paper's Fig. 1/3b; mean solve probability against cumulative rollouts and cumulative
-rollouts per step, as Fig. 4), and a summary table on stdout.
+rollouts per step, as Fig. 4; rollouts to random's final progress relative to the oracle's), and a
+summary table on stdout.
 """
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ import numpy as np
 from vade_verl.baselines import (
     GenerationLimitReached,
     dapo_fill,
+    dapo_kept_groups,
+    oracle_batch,
     outcome_variance_score,
+    pass_rate_band,
     pass_rate_filter,
     variance_aware_batch,
 )
 from vade_verl.config import VADEConfig
+from vade_verl.peers import GRESOConfig, GRESOState, MoPPSState, greso_fill
 from vade_verl.population import Dynamics, Population, informative_groups, initial_logits
 
 logger = logging.getLogger(__name__)
@@ -74,6 +79,14 @@ class SimConfig:
     samplers: tuple = ()
     dapo_gen_batch_size: Optional[int] = None
     dapo_max_gen_batches: int = 10
+    dapo_band_min: float = 0.2
+    dapo_band_max: float = 0.8
+    mopps_candidates: int = 8
+    mopps_decay: float = 0.5
+    mopps_target: float = 0.5
+    greso_sampling_batch_size: Optional[int] = None
+    greso_target_zero_variance: float = GRESOConfig.target_zero_variance
+    greso_max_gen_batches: int = 100
     filter_rollouts: Optional[int] = None
     filter_min_rate: float = 0.0
     filter_max_rate: float = 1.0
@@ -86,11 +99,13 @@ class SimConfig:
         unknown = [s for s in self.samplers if s not in SAMPLERS]
         if unknown:
             raise ValueError(f"unknown sampler(s) {unknown}; choose from {list(SAMPLERS)}")
-        for name in ("num_samples", "batch_size", "group_size", "steps", "mmr1_refresh_every"):
+        for name in ("num_samples", "batch_size", "group_size", "steps", "mmr1_refresh_every", "mopps_candidates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.batch_size > self.num_samples:
             raise ValueError(f"--batch-size {self.batch_size} exceeds --num-samples {self.num_samples}")
+        if self.greso_max_gen_batches < 1:
+            raise ValueError(f"--greso-max-gen-batches must be >= 1, got {self.greso_max_gen_batches}")
         if self.dapo_max_gen_batches < 1:
             raise ValueError(
                 "--dapo-max-gen-batches must be >= 1: verl's 0 (no limit) loops forever once the population "
@@ -100,11 +115,17 @@ class SimConfig:
             raise ValueError(f"--mmr1-mix {self.mmr1_mix} must be in [0, 1]")
         if not 0.0 <= self.filter_min_rate < self.filter_max_rate <= 1.0:
             raise ValueError("--filter-min-rate and --filter-max-rate must satisfy 0 <= min < max <= 1")
+        if not 0.0 <= self.dapo_band_min <= self.dapo_band_max <= 1.0:
+            raise ValueError("--dapo-band-min and --dapo-band-max must satisfy 0 <= min <= max <= 1")
+        for name in ("mopps_decay", "mopps_target", "greso_target_zero_variance"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} must be in [0, 1]")
         VADEConfig.from_mapping({"l1": self.l1, "l2": self.l2})  # errors name data.sampler.vade.l1 / l2
         Dynamics(self.learn, self.transfer, self.forget)
         self.dapo_gen_batch_size = self.dapo_gen_batch_size or 3 * self.batch_size
         self.filter_rollouts = self.filter_rollouts or self.group_size
         self.mmr1_rollouts = self.mmr1_rollouts or self.group_size
+        self.greso_sampling_batch_size = self.greso_sampling_batch_size or 3 * self.batch_size // 2
 
 
 @dataclasses.dataclass
@@ -171,11 +192,16 @@ SAMPLERS: Dict[str, Callable] = {}
 LABELS: Dict[str, str] = {}
 COLORS = {
     "random": "tab:blue",
+    "oracle": "gold",
     "vade": "tab:red",
+    "vade-eig": "darkred",
     "vade-variance": "salmon",
     "vade-greedy": "orange",
     "vade-nodecay": "rosybrown",
     "dapo": "black",
+    "dapo-band": "dimgray",
+    "mopps": "tab:cyan",
+    "greso": "tab:olive",
     "static-filter": "tab:green",
     "mmr1": "tab:purple",
 }
@@ -207,6 +233,12 @@ def _plain_step(select: Callable[[], np.ndarray], env: Environment, overhead: in
 def random_runner(config: SimConfig, env: Environment):
     batches = loader_batches(verl_random_sampler(config.num_samples, config.seed), config.batch_size)
     return lambda: _plain_step(lambda: next(batches), env)
+
+
+@register_sampler("oracle", "oracle (knows true p)")
+def oracle_runner(config: SimConfig, env: Environment):
+    select = lambda: oracle_batch(env.population.probs(), config.batch_size, config.group_size)
+    return lambda: _plain_step(select, env)
 
 
 def _vade_runner(config: SimConfig, env: Environment, **vade_options):
@@ -248,6 +280,11 @@ def vade_runner(config, env):
     return _vade_runner(config, env)
 
 
+@register_sampler("vade-eig", "VADE-EIG (ours)")
+def vade_eig_runner(config, env):
+    return _vade_runner(config, env, variant="eig")
+
+
 @register_sampler("vade-variance", "VADE, score p(1-p)")
 def vade_variance_runner(config, env):
     return _vade_runner(config, env, score="variance")
@@ -263,26 +300,95 @@ def vade_nodecay_runner(config, env):
     return _vade_runner(config, env, decay=False)
 
 
-@register_sampler("dapo", "DAPO dynamic sampling")
-def dapo_runner(config: SimConfig, env: Environment):
-    batches = loader_batches(verl_random_sampler(config.num_samples, config.seed), config.dapo_gen_batch_size)
+def _timed_fill(env: Environment, fill: Callable):
+    """Run ``fill(rollout)`` with the environment's rollout; its result and the seconds it spent
+    outside the simulated generation (loading and filtering)."""
+    rollout_seconds = 0.0
 
-    rollout_seconds = [0.0]
-
-    def timed_rollout(positions):
+    def rollout(positions):
+        nonlocal rollout_seconds
         rewards, seconds = _timed(env.rollout, positions)
-        rollout_seconds[0] += seconds
+        rollout_seconds += seconds
         return rewards
 
+    result, seconds = _timed(fill, rollout)
+    return result, seconds - rollout_seconds
+
+
+def _dapo_runner(config: SimConfig, env: Environment, keep_rule):
+    batches = loader_batches(verl_random_sampler(config.num_samples, config.seed), config.dapo_gen_batch_size)
+
     def step() -> StepOutcome:
-        rollout_seconds[0] = 0.0
-        result, seconds = _timed(
-            dapo_fill, batches, timed_rollout, config.group_size, config.batch_size, config.dapo_max_gen_batches
+        result, seconds = _timed_fill(
+            env,
+            lambda rollout: dapo_fill(
+                batches, rollout, config.group_size, config.batch_size, config.dapo_max_gen_batches, keep_rule
+            ),
         )
-        sampler_seconds = seconds - rollout_seconds[0]  # loading and filtering, not the simulated generation
-        return StepOutcome(
-            result.positions, result.rewards, result.rollouts, 0, result.groups_generated, result.groups_kept, sampler_seconds
+        return StepOutcome(result.positions, result.rewards, result.rollouts, 0, result.groups_generated, result.groups_kept, seconds)
+
+    return step
+
+
+@register_sampler("dapo", "DAPO dynamic sampling")
+def dapo_runner(config: SimConfig, env: Environment):
+    return _dapo_runner(config, env, dapo_kept_groups)
+
+
+@register_sampler("dapo-band", "DAPO, pass-rate band")
+def dapo_band_runner(config: SimConfig, env: Environment):
+    return _dapo_runner(config, env, pass_rate_band(config.dapo_band_min, config.dapo_band_max))
+
+
+@register_sampler("mopps", "MoPPS")
+def mopps_runner(config: SimConfig, env: Environment):
+    pool = min(config.mopps_candidates * config.batch_size, config.num_samples)
+    candidates = loader_batches(verl_random_sampler(config.num_samples, config.seed), pool)
+    state = MoPPSState(config.num_samples, decay=config.mopps_decay, target=config.mopps_target, seed=config.seed)
+
+    def step() -> StepOutcome:
+        outcome = _plain_step(lambda: state.select(next(candidates), config.batch_size), env)
+        successes = outcome.rewards.reshape(-1, config.group_size).sum(axis=1)
+        _, seconds = _timed(state.update, outcome.positions, successes, np.full(successes.size, float(config.group_size)))
+        outcome.sampler_seconds += seconds
+        return outcome
+
+    return step
+
+
+def _endless_epochs(sampler, epochs: List[int]) -> Iterator[int]:
+    """The sampler's indices epoch after epoch; ``epochs[0]`` counts the completed epochs."""
+    while True:
+        yield from iter(sampler)
+        epochs[0] += 1
+
+
+@register_sampler("greso", "GRESO")
+def greso_runner(config: SimConfig, env: Environment):
+    epochs = [0]
+    candidates = _endless_epochs(verl_random_sampler(config.num_samples, config.seed), epochs)
+    state = GRESOState(config.num_samples, GRESOConfig(target_zero_variance=config.greso_target_zero_variance))
+    rng = np.random.default_rng([config.seed, 3])
+    min_sampling_batch_size = max(1, config.batch_size // 4)
+
+    def step() -> StepOutcome:
+        result, seconds = _timed_fill(
+            env,
+            lambda rollout: greso_fill(
+                candidates,
+                state,
+                rollout,
+                config.group_size,
+                config.batch_size,
+                config.greso_sampling_batch_size,
+                min_sampling_batch_size,
+                config.greso_max_gen_batches,
+                rng,
+            ),
         )
+        if epochs[0] > 0:  # the authors adapt p_easy / p_hard from the second epoch on
+            state.adapt(result.all_correct / result.groups_generated, result.all_wrong / result.groups_generated)
+        return StepOutcome(result.positions, result.rewards, result.rollouts, 0, result.groups_generated, result.groups_kept, seconds)
 
     return step
 
@@ -382,6 +488,13 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
         from tqdm import tqdm
 
         progress = tqdm(total=config.steps * len(config.samplers), desc="simulate", unit="step", file=sys.stderr)
+    # No verl trainer step runs here by design (VADE's metrics are read from last_metrics), so
+    # verl_metrics' warning that there is none would only be noise, once per VADE sampler.
+    def no_trainer_step(record: logging.LogRecord) -> bool:
+        return False
+
+    metrics_logger = logging.getLogger("vade_verl.verl_metrics")
+    metrics_logger.addFilter(no_trainer_step)
     try:
         results = {}
         for name in config.samplers:
@@ -389,6 +502,7 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
                 progress.set_description(f"simulate {name}")
             results[name] = run_sampler(name, config, z0, progress)
     finally:
+        metrics_logger.removeFilter(no_trainer_step)
         if progress is not None:
             progress.close()
     return results
@@ -396,13 +510,16 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
 
 def summarise(results: Dict[str, List[dict]], batch_size: int) -> List[dict]:
     """Per sampler: mean and late effective ratio, rollouts (also per informative group trained),
-    final progress, rollouts to a target.
+    final progress, rollouts to a target, and those relative to the oracle's.
 
     The target is the final mean solve probability of the first sampler (verl random by default):
-    ``rollouts_to_target`` is the cumulative rollouts at the first step that reaches it.
+    ``rollouts_to_target`` is the cumulative rollouts at the first step that reaches it, and
+    ``rollouts_to_target_vs_oracle`` that divided by the oracle's (when the oracle ran and both
+    reached the target).
     """
     first = next(iter(results.values()))
     target = first[-1]["mean_solve_prob"] if first else float("nan")
+    oracle = next((r["cumulative_rollouts"] for r in results.get("oracle", []) if r["mean_solve_prob"] >= target), None)
     rows = []
     for name, records in results.items():
         if not records:
@@ -423,6 +540,7 @@ def summarise(results: Dict[str, List[dict]], batch_size: int) -> List[dict]:
                 / max(1.0, sum(r["effective_ratio"] for r in records) * batch_size),
                 "final_mean_solve_prob": records[-1]["mean_solve_prob"],
                 "rollouts_to_target": reached[0] if reached else None,
+                "rollouts_to_target_vs_oracle": reached[0] / oracle if reached and oracle else None,
                 "sampler_ms_per_step": float(np.mean([r["sampler_ms"] for r in records])),
             }
         )
@@ -432,23 +550,23 @@ def summarise(results: Dict[str, List[dict]], batch_size: int) -> List[dict]:
 def format_table(rows: List[dict], target_name: str) -> str:
     header = (
         f"{'sampler':<26}{'steps':>6}{'eff.ratio':>10}{'last10%':>9}{'rollouts':>11}{'of which':>10}"
-        f"{'per inf.':>9}{'final p':>9}{'rollouts to':>13}{'sampler':>9}"
+        f"{'per inf.':>9}{'final p':>9}{'rollouts to':>13}{'vs':>8}{'sampler':>9}"
     )
     sub = (
         f"{'':<26}{'':>6}{'mean':>10}{'':>9}{'total':>11}{'overhead':>10}{'group':>9}{'':>9}"
-        f"{target_name + ' p':>13}{'ms/step':>9}"
+        f"{target_name + ' p':>13}{'oracle':>8}{'ms/step':>9}"
     )
     lines = [header, sub, "-" * len(header)]
     for row in rows:
         if not row["steps"]:
             lines.append(f"{LABELS[row['sampler']]:<26}{0:>6}  (no step completed)")
             continue
-        reach = row["rollouts_to_target"]
+        reach, relative = row["rollouts_to_target"], row["rollouts_to_target_vs_oracle"]
         lines.append(
             f"{LABELS[row['sampler']]:<26}{row['steps']:>6}{row['effective_ratio_mean']:>10.3f}"
             f"{row['effective_ratio_last10pct']:>9.3f}{row['total_rollouts']:>11,}{row['overhead_rollouts']:>10,}"
             f"{row['rollouts_per_informative_group']:>9.1f}{row['final_mean_solve_prob']:>9.3f}{(f'{reach:,}' if reach is not None else 'never'):>13}"
-            f"{row['sampler_ms_per_step']:>9.2f}"
+            f"{(f'{relative:.2f}x' if relative is not None else '-'):>8}{row['sampler_ms_per_step']:>9.2f}"
         )
     return "\n".join(lines)
 
@@ -464,18 +582,20 @@ def write_outputs(results: Dict[str, List[dict]], summary: List[dict], config: S
         json.dump({"config": dataclasses.asdict(config), "summary": summary}, handle, indent=2)
 
 
-def plot(results: Dict[str, List[dict]], config: SimConfig, path: str) -> None:
-    """Three panels: effective ratio per step (Fig. 1/3b), progress vs rollouts (Fig. 4a), rollouts per step (Fig. 4b)."""
+def plot(results: Dict[str, List[dict]], summary: List[dict], config: SimConfig, path: str) -> None:
+    """Four panels: effective ratio per step (Fig. 1/3b), progress vs rollouts (Fig. 4a), rollouts per
+    step (Fig. 4b), and rollouts to the target relative to the oracle (when it ran)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9.5))
+    axes = axes.ravel()
     for name, records in results.items():
         if not records:
             continue
-        style = {"color": COLORS.get(name), "lw": 2.2 if name in ("vade", "random", "dapo") else 1.1}
+        style = {"color": COLORS.get(name), "lw": 2.2 if name in ("vade", "vade-eig", "random", "oracle") else 1.1}
         steps = [r["step"] for r in records]
         ratio = np.array([r["effective_ratio"] for r in records])
         window = max(1, len(ratio) // 30)
@@ -487,16 +607,32 @@ def plot(results: Dict[str, List[dict]], config: SimConfig, path: str) -> None:
     axes[0].set(xlabel="training step", ylabel="effective-gradient ratio", title="(a) informative groups per batch", ylim=(0, 1.02))
     axes[1].set(xscale="log", xlabel="cumulative rollouts (millions, log scale)", ylabel="mean solve probability", title="(b) progress vs rollouts generated")
     axes[2].set(xlabel="training step", ylabel="cumulative rollouts (millions)", title="(c) rollout bill")
-    for ax in axes:
+    for ax in axes[:3]:
         ax.grid(alpha=0.3)
     axes[2].legend(fontsize=8, loc="upper left")
+    relative = [(LABELS[row["sampler"]], row.get("rollouts_to_target_vs_oracle"), COLORS.get(row["sampler"])) for row in summary]
+    relative = [(label, value, color) for label, value, color in relative if value is not None]
+    if relative:
+        labels, values, colors = zip(*relative)
+        axes[3].barh(range(len(values)), values, color=colors)
+        axes[3].set_yticks(range(len(values)), labels, fontsize=8)
+        axes[3].invert_yaxis()
+        axes[3].axvline(1.0, color="k", lw=0.8)
+        for y, value in enumerate(values):
+            axes[3].text(value, y, f" {value:.2f}x", va="center", fontsize=8)
+        never = [LABELS[row["sampler"]] for row in summary if row.get("steps") and row.get("rollouts_to_target") is None]
+        note = f"never reached: {', '.join(never)}" if never else ""
+        axes[3].set(xlabel=f"rollouts to reach {LABELS[summary[0]['sampler']]}'s final progress, / oracle's\n{note}", title="(d) rollouts to the target relative to the oracle")
+        axes[3].grid(alpha=0.3, axis="x")
+    else:
+        axes[3].set_axis_off()
     fig.suptitle(
         f"vade-verl simulate: N={config.num_samples}, B={config.batch_size}, G={config.group_size}, "
         f"difficulty={config.difficulty}, seed={config.seed}",
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -518,6 +654,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--samplers", default=",".join(SAMPLERS), help=f"comma list from {','.join(SAMPLERS)}")
     add("--dapo-gen-batch-size", type=int, default=None, help="DAPO data.gen_batch_size (default: 3 x --batch-size, as verl's DAPO recipe scripts)")
     add("--dapo-max-gen-batches", type=int, default=defaults.dapo_max_gen_batches, help="algorithm.filter_groups.max_num_gen_batches")
+    add("--dapo-band-min", type=float, default=defaults.dapo_band_min, help="dapo-band: lowest pass rate kept")
+    add("--dapo-band-max", type=float, default=defaults.dapo_band_max, help="dapo-band: highest pass rate kept")
+    add("--mopps-candidates", type=int, default=defaults.mopps_candidates, help="MoPPS candidate pool per step, in batches (tasksampler.ts_ratio)")
+    add("--mopps-decay", type=float, default=defaults.mopps_decay, help="MoPPS posterior decay (tasksampler.bandit_decay_ratio)")
+    add("--mopps-target", type=float, default=defaults.mopps_target, help="MoPPS target success rate (tasksampler.bandit_target_mean)")
+    add("--greso-sampling-batch-size", type=int, default=None, help="GRESO prompts per sampling batch (default 1.5 x --batch-size, as the authors' 384 for 256)")
+    add("--greso-max-gen-batches", type=int, default=defaults.greso_max_gen_batches, help="GRESO: sampling batches per step before the simulator stops it (the authors' trainer has no limit)")
+    add("--greso-target-zero-variance", type=float, default=defaults.greso_target_zero_variance, help="GRESO target share of zero-variance groups")
     add("--filter-rollouts", type=int, default=None, help="offline rollouts per sample of the static filter (default G)")
     add("--filter-min-rate", type=float, default=defaults.filter_min_rate)
     add("--filter-max-rate", type=float, default=defaults.filter_max_rate)
@@ -544,7 +688,7 @@ def main(argv=None) -> int:
     write_outputs(results, summary, config, args.output)
     written = ["steps.csv", "summary.json"]
     if not args.no_plot:
-        plot(results, config, os.path.join(args.output, "simulate.png"))
+        plot(results, summary, config, os.path.join(args.output, "simulate.png"))
         written.append("simulate.png")
     print(format_table(summary, config.samplers[0]))
     print(f"\nwrote {', '.join(os.path.join(args.output, w) for w in written)}")

@@ -14,6 +14,18 @@ the summed reward of sample i's ``G_i`` rollouts, the two-scale prior decay (Sec
 
 The paper's ablations (Sec. 4.4) are options: the score ``p (1 - p)`` ("variance"), the
 posterior mean instead of a draw ("greedy"), and no decay (``l1 = l2 = 1``).
+
+Our variant ``"eig"`` (not in the paper; ``VARIANTS``) changes two things and keeps the rest:
+
+* selection: the ``B`` samples with the highest posterior *expected* score ``E[I(p)]`` under
+  ``Beta(alpha + 1, beta + 1)`` (``expected_score``), the Bayes decision for the paper's own
+  objective, instead of the score of one Thompson draw;
+* decay: the fast factor ``l1`` applies only to a sample whose new group was informative (its
+  summed reward strictly between 0 and its number of rollouts); a constant group keeps the old
+  evidence at the slow rate ``l2`` (``gated_fast_decay``). A constant group has zero GRPO
+  advantage, so the policy takes no gradient step on that sample and it changes no faster than an
+  unselected one. Evidence on always-wrong or always-right samples then accumulates instead of
+  being capped at ``G / (1 - l1)`` rollouts.
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ ScoreFn = Callable[[np.ndarray], np.ndarray]
 SCORE_REGISTRY: Dict[str, ScoreFn] = {}
 
 SELECTION_MODES = ("thompson", "greedy", "random")
+
+VARIANTS = ("paper", "eig")
 
 
 def register_score(name: str) -> Callable[[ScoreFn], ScoreFn]:
@@ -62,6 +76,30 @@ def bernoulli_variance(p: np.ndarray) -> np.ndarray:
     score = 1.0 - p
     score *= p
     return score
+
+
+def expected_info_gain(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``E[p (1 - p)^2]`` for ``p ~ Beta(a, b)``, ``a = alpha + 1``, ``b = beta + 1``, ``n = a + b``.
+
+    ``E[p^j (1 - p)^k] = B(a + j, b + k) / B(a, b)``, so ``E[p (1 - p)^2] = a b (b + 1) / (n (n + 1) (n + 2))``.
+    The uniform prior (``alpha = beta = 0``) gives 1/12; the point mass at 1/3 would give 4/27.
+    """
+    a = alpha + 1.0
+    b = beta + 1.0
+    n = a + b
+    return a * b * (b + 1.0) / (n * (n + 1.0) * (n + 2.0))
+
+
+def expected_variance(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``E[p (1 - p)]`` for ``p ~ Beta(alpha + 1, beta + 1)``: ``a b / (n (n + 1))`` (as ``expected_info_gain``)."""
+    a = alpha + 1.0
+    b = beta + 1.0
+    n = a + b
+    return a * b / (n * (n + 1.0))
+
+
+# The posterior expectation of each registered score, for the "eig" variant.
+EXPECTED_SCORES = {"infogain": expected_info_gain, "variance": expected_variance}
 
 
 def posterior_mean(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -155,23 +193,38 @@ def aggregate_rollouts(positions: np.ndarray, rewards: np.ndarray):
     return samples, successes, trials, int((~valid).sum())
 
 
+def gated_fast_decay(successes: np.ndarray, trials: np.ndarray, l1: float, l2: float) -> np.ndarray:
+    """The "eig" variant's per-sample fast factor: ``l1`` if ``0 < r < G`` else ``l2``.
+
+    ``r`` is the sample's summed reward of this step and ``G`` its number of (valid) rollouts.
+    For binary rewards ``0 < r < G`` is exactly "the group is informative" (non-constant
+    rewards, non-zero GRPO advantage); a constant fractional group with an interior value (all
+    0.5) also counts as informative, which falls back to the paper's decay.
+    """
+    informative = (successes > 0.0) & (successes < trials)
+    return np.where(informative, l1, l2)
+
+
 def two_scale_decay(
     alpha: np.ndarray,
     beta: np.ndarray,
     samples: np.ndarray,
     successes: np.ndarray,
     trials: np.ndarray,
-    l1: float,
+    l1,
     l2: float,
 ) -> None:
     """Apply the two-scale prior decay in place (paper Sec. 3.3).
 
-    ``samples`` must be distinct. A sample with ``trials == 0`` (all its rewards were NaN) brings
-    no evidence and is decayed like an unselected sample (``l2``), not wiped by ``l1``.
+    ``samples`` must be distinct. ``l1`` is one factor or one per sample (``gated_fast_decay``).
+    A sample with ``trials == 0`` (all its rewards were NaN) brings no evidence and is decayed
+    like an unselected sample (``l2``), not wiped by ``l1``.
     """
-    observed = samples[trials > 0]
-    fast_alpha = l1 * alpha[observed] + successes[trials > 0]
-    fast_beta = l1 * beta[observed] + (trials - successes)[trials > 0]
+    has_evidence = trials > 0
+    observed = samples[has_evidence]
+    fast = np.broadcast_to(np.asarray(l1, dtype=np.float64), samples.shape)[has_evidence]
+    fast_alpha = fast * alpha[observed] + successes[has_evidence]
+    fast_beta = fast * beta[observed] + (trials - successes)[has_evidence]
     alpha *= l2
     beta *= l2
     alpha[observed] = fast_alpha
@@ -210,17 +263,30 @@ class VADEState:
             tie-break) or "random" (uniform without replacement per epoch, like verl's
             RandomSampler; the posteriors are still tracked for the metrics).
         seed: seed of the generator used for draws, tie-breaks and permutations.
+        variant: "paper" or "eig" (module docstring): "eig" ranks by ``EXPECTED_SCORES[score]``
+            and gates the fast decay with ``gated_fast_decay``; it replaces the Thompson draw, so
+            it takes selection "thompson" (ignored) or "random".
     """
 
-    def __init__(self, num_samples: int, *, l1: float, l2: float, score: str, selection: str, seed: int):
+    def __init__(
+        self, num_samples: int, *, l1: float, l2: float, score: str, selection: str, seed: int, variant: str = "paper"
+    ):
         if num_samples <= 0:
             raise ValueError(f"VADE needs a non-empty dataset, got {num_samples} samples")
         if selection not in SELECTION_MODES:
             raise ValueError(f"unknown selection {selection!r}; expected one of {SELECTION_MODES}")
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown VADE variant {variant!r}; expected one of {VARIANTS}")
+        if variant == "eig" and selection == "greedy":
+            raise ValueError("the eig variant ranks by the posterior-expected score; it has no greedy selection")
+        if variant == "eig" and score not in EXPECTED_SCORES:
+            raise ValueError(f"the eig variant has no posterior expectation of score {score!r}; use one of {sorted(EXPECTED_SCORES)}")
         self.num_samples = int(num_samples)
         self.l1, self.l2 = float(l1), float(l2)
         self.score_fn = get_score_fn(score)
+        self.score = score
         self.selection = selection
+        self.variant = variant
         self.alpha = np.zeros(self.num_samples)
         self.beta = np.zeros(self.num_samples)
         self.seen = np.zeros(self.num_samples, dtype=bool)
@@ -233,11 +299,14 @@ class VADEState:
 
     def scores(self) -> np.ndarray:
         """The selection scores of all samples for this step (consumes random numbers)."""
-        if self.selection == "thompson":
+        if self.variant == "eig":
+            scores = EXPECTED_SCORES[self.score](self.alpha, self.beta)
+        elif self.selection == "thompson":
             return self.score_fn(thompson_draw(self.alpha, self.beta, self.rng))
-        scores = self.score_fn(posterior_mean(self.alpha, self.beta))
-        # greedy: exact ties (e.g. all never-seen samples share the mean 1/2) are broken uniformly
-        # at random by a jitter of at most 1e-12, which reorders only scores closer than that.
+        else:
+            scores = self.score_fn(posterior_mean(self.alpha, self.beta))
+        # greedy and eig: exact ties (e.g. all never-seen samples share one score) are broken
+        # uniformly at random by a jitter of at most 1e-12, which reorders only closer scores.
         return scores + 1e-12 * self.rng.random(self.num_samples)
 
     def select(self, b: int) -> np.ndarray:
@@ -280,7 +349,8 @@ class VADEState:
 
     def apply(self, samples: np.ndarray, successes: np.ndarray, trials: np.ndarray) -> None:
         """Apply already aggregated evidence (distinct ``samples``); used by ``update`` and replay."""
-        two_scale_decay(self.alpha, self.beta, samples, successes, trials, self.l1, self.l2)
+        l1 = gated_fast_decay(successes, trials, self.l1, self.l2) if self.variant == "eig" else self.l1
+        two_scale_decay(self.alpha, self.beta, samples, successes, trials, l1, self.l2)
         self.seen[samples[trials > 0]] = True
         self.num_updates += 1
 
