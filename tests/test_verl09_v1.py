@@ -325,7 +325,9 @@ def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, 
     clear_transfer_queue()
     counting_uuids.count = 0
     run_dir = str(tmp_path / "run")
-    train(compose_config(train_file, run_dir, [*overrides, f"trainer.total_training_steps={stop_after}"]), with_failures)
+    interrupted, _, _ = train(compose_config(train_file, run_dir, [*overrides, f"trainer.total_training_steps={stop_after}"]), with_failures)
+    mid_block = interrupted.train_dataloader.sampler._epoch_served % BATCH != 0
+    assert mid_block == with_failures  # the async checkpoint falls inside a selection block
     clear_transfer_queue()  # a restart: TransferQueue starts empty, verl restores it from the checkpoint
     resumed = compose_config(train_file, run_dir, [*overrides, f"trainer.total_training_steps={total}"])
     res_trainer, res_recorder, res_loop = train(resumed, with_failures)

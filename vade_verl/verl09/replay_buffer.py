@@ -30,14 +30,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-import numpy as np
-import torch
 import transfer_queue as tq
 from transfer_queue import KVBatchMeta
 
+from vade_verl.verl09.v1_sampler import VADEV1Sampler
+from vade_verl.verl_batch import scored_rollouts
 from verl import DataProto
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
-from vade_verl.verl09.v1_sampler import VADEV1Sampler
 
 TRAIN_PARTITION = "train"
 SYNC_MODE = "sync"
@@ -60,17 +59,11 @@ def final_session_keys(keys: list[str]) -> list[str]:
 
 
 def sampled_groups_batch(batch: KVBatchMeta) -> DataProto:
-    """The sampled rollouts in verl 0.7.1's update layout: ``token_level_scores``, ``uid``, ``extra_info``."""
+    """The sampled rollouts, one per session, in the layout ``VADESampler.update`` reads."""
     keys = final_session_keys(batch.keys)
     data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=[REWARD_FIELD, EXTRA_INFO_FIELD])
-    rewards = torch.tensor([float(row.sum()) for row in data[REWARD_FIELD].unbind(0)], dtype=torch.float64)
-    return DataProto.from_dict(
-        tensors={"token_level_scores": rewards.unsqueeze(-1)},
-        non_tensors={
-            "uid": np.array([key.split("_")[0] for key in keys], dtype=object),
-            EXTRA_INFO_FIELD: np.array(list(data[EXTRA_INFO_FIELD]), dtype=object),
-        },
-    )
+    rewards = [float(row.sum()) for row in data[REWARD_FIELD].unbind(0)]
+    return scored_rollouts([key.split("_")[0] for key in keys], list(data[EXTRA_INFO_FIELD]), rewards)
 
 
 class _VADEFeedback:
