@@ -52,6 +52,8 @@ class VADEV1Sampler(VADESampler):
 
     def __init__(self, data_source: Any, data_config: Any):
         super().__init__(data_source, per_step_data_config(data_config))
+        if self.config.state_dir is not None:
+            logger.warning("data.sampler.vade.state_dir=%s is not used on the V1 trainer (nothing to replay)", self.config.state_dir)
         self.record_dir = None  # V1 saves after the update: no record to replay (module docstring)
         self.evidence_step = 0
         self._epoch_served = 0
