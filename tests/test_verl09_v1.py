@@ -154,6 +154,7 @@ class FakeAgentLoop:
                     prompt_ids=[1, 2], response_ids=[3, 4, 5], response_mask=[1, 1, 1], num_turns=2, metrics={}
                 )
                 output.reward_score = success(row_id, global_steps, session)
+                output.extra_fields["reward_extra_info"] = {"acc": output.reward_score}  # verl's naive manager
                 field = output.as_dict()
                 field.update(prompt, session_id=session)
                 keys.append(f"{uid}_{session}_0")
@@ -267,11 +268,18 @@ def test_task_runner_v1_builds_our_trainer_sampler_and_replay_buffer(train_file,
     assert verl_v1.get_trainer_cls("sync") is PPOTrainerSync  # verl's registry lookup is its own again
 
 
-def test_sync_fit_feeds_vade_the_groups_verl_trains(train_file, tmp_path, transfer_queue):
+def test_sync_fit_feeds_vade_the_groups_verl_trains(train_file, tmp_path, transfer_queue, monkeypatch):
     clear_transfer_queue()
     steps = 3 * N // BATCH
     config = compose_config(train_file, str(tmp_path), [*vade_overrides("sync"), f"trainer.total_training_steps={steps}"])
+    fed = []
+    original_update = VADEV1Sampler.update
+    monkeypatch.setattr(VADEV1Sampler, "update", lambda self, batch: fed.append(batch) or original_update(self, batch))
     trainer, recorder, agent_loop = train(config)
+    # what the replay buffer fed at step 1: one rollout per session, with the reward function's `acc`
+    rows = [info["index"] for info in fed[0].non_tensor_batch["extra_info"]]
+    assert sorted(set(rows)) == recorder.trained[1] and len(rows) == BATCH * ROLLOUT_N
+    assert fed[0].non_tensor_batch["acc"].tolist() == fed[0].batch["token_level_scores"][:, 0].tolist()
     assert sorted(recorder.trained) == list(range(1, steps + 1)) and recorder.updates == steps
     for step in recorder.trained:  # sync V1 trains exactly the prompts the loader gave at that step
         assert recorder.trained[step] == sorted(row for s, row in agent_loop.submitted if s == step)

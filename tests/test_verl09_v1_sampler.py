@@ -50,12 +50,12 @@ def fetch(sampler, fetches, count):
     return rows
 
 
-def groups(uids_and_rows, rewards=1.0):
-    """One group of ``ROLLOUT_N`` rollouts per (uid, row id)."""
+def groups(uids_and_rows):
+    """One group of ``ROLLOUT_N`` correct rollouts per (uid, row id)."""
     uids_and_rows = list(uids_and_rows)
     uids = [uid for uid, _ in uids_and_rows for _ in range(ROLLOUT_N)]
     infos = [{"index": row} for _, row in uids_and_rows for _ in range(ROLLOUT_N)]
-    return scored_rollouts(uids, infos, [rewards] * len(uids))
+    return scored_rollouts(uids, infos, [1.0] * len(uids))
 
 
 def test_one_prompt_per_fetch_still_selects_a_training_batch_per_draw():
@@ -96,7 +96,7 @@ def test_a_checkpoint_inside_a_block_resumes_with_the_rest_of_it():
     fetches = endless(train_loader)
     served = fetch(sampler, fetches, BATCH)
     uids = list(sampler._uid_stamps)
-    sampler.feed(groups(zip(uids, served), rewards=0.5), 1, uids, live_uids=set())
+    sampler.feed(groups(zip(uids, served)), 1, uids, live_uids=set())
     fetch(sampler, fetches, 2)
     buffer = io.BytesIO()
     torch.save(train_loader.state_dict(), buffer)  # PPOTrainer._save_checkpoint

@@ -17,8 +17,10 @@ aggregates over the step and logs.
 What is read (verl 0.9.1's TransferQueue layout; ``replay_buffer.py:64`` and
 ``agent_loop_tq.py:182``): trajectory keys ``{uid}_{session_id}_{index}``; per trajectory
 ``rm_scores`` (the reward at the last response token, before any KL penalty: the 0.7.1
-``token_level_scores``) and the dataset's ``extra_info``. A multi-output agent loop repeats the
-session's reward on every output, so only the last output (highest index) of a session counts.
+``token_level_scores``), the dataset's ``extra_info`` and ``extra_fields.reward_extra_info`` (the reward
+function's extra outputs, e.g. ``acc``, which ``data.sampler.vade.correctness=auto`` prefers, as the
+0.7.1 non-tensor batch has them). A multi-output agent loop repeats the session's reward on every
+output, so only the last output (highest index) of a session counts.
 
 What verl does differently for a custom replay buffer: ``_build_replay_buffer`` passes it neither
 ``algorithm.filter_groups`` (DAPO) nor ``trainer.v1.sampler.sync_refill_failed_groups``
@@ -30,6 +32,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+import numpy as np
 import transfer_queue as tq
 from transfer_queue import KVBatchMeta
 
@@ -42,6 +45,7 @@ TRAIN_PARTITION = "train"
 SYNC_MODE = "sync"
 REWARD_FIELD = "rm_scores"
 EXTRA_INFO_FIELD = "extra_info"
+EXTRA_FIELDS_FIELD = "extra_fields"
 ENTRY_HINT = (
     " VADE on verl's V1 trainer takes data.sampler.class_path=pkg://vade_verl.verl09.v1_sampler "
     "data.sampler.class_name=VADEV1Sampler and this replay buffer (docs/verl09.md)"
@@ -58,12 +62,22 @@ def final_session_keys(keys: list[str]) -> list[str]:
     return [key for _, key in last.values()]
 
 
+def common_reward_extra(extra_fields: list) -> dict:
+    """The scalar ``reward_extra_info`` entries every rollout has (e.g. ``acc``): name -> values."""
+    infos = [(fields or {}).get("reward_extra_info") or {} for fields in extra_fields]
+    names = set.intersection(*(set(info) for info in infos)) if infos else set()
+    scalar = (bool, int, float, np.number)
+    return {name: [info[name] for info in infos] for name in sorted(names) if all(isinstance(info[name], scalar) for info in infos)}
+
+
 def sampled_groups_batch(batch: KVBatchMeta) -> DataProto:
     """The sampled rollouts, one per session, in the layout ``VADESampler.update`` reads."""
     keys = final_session_keys(batch.keys)
-    data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=[REWARD_FIELD, EXTRA_INFO_FIELD])
+    fields = [REWARD_FIELD, EXTRA_INFO_FIELD, EXTRA_FIELDS_FIELD]
+    data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
     rewards = [float(row.sum()) for row in data[REWARD_FIELD].unbind(0)]
-    return scored_rollouts([key.split("_")[0] for key in keys], list(data[EXTRA_INFO_FIELD]), rewards)
+    uids = [key.split("_")[0] for key in keys]
+    return scored_rollouts(uids, list(data[EXTRA_INFO_FIELD]), rewards, common_reward_extra(list(data[EXTRA_FIELDS_FIELD])))
 
 
 class _VADEFeedback:

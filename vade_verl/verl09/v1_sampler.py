@@ -20,7 +20,10 @@ The posteriors, Thompson/InfoGain selection, update and checkpoint state are ``V
   at steady state, the number of batches the async trainers keep in flight.
 * **Resume.** V1 saves ``data.pt`` after the step's ``sample`` (``fit``: ``step`` then
   ``_save_checkpoint``), so a checkpoint holds every update made so far, and selections may run
-  ahead of updates (prompts in flight). Nothing is replayed; the 0.7.1 replay records are off.
+  ahead of updates (prompts in flight): no update is ever pending at save or load time
+  (``_update_pending``), and the 0.7.1 update records are off.
+* **Metrics.** ``feed`` returns them to the replay buffer, whose ``sample`` hands them to verl's
+  step metrics; ``update`` does not look for a legacy trainer step to publish into.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class VADEV1Sampler(VADESampler):
         if self.config.state_dir is not None:
             logger.warning("data.sampler.vade.state_dir=%s is not used on the V1 trainer (nothing to replay)", self.config.state_dir)
         self.record_dir = None  # V1 saves after the update: no record to replay (module docstring)
+        self._metrics = _ReturnedBySample()
         self.evidence_step = 0
         self._epoch_served = 0
         self._block_stamp = 0
@@ -137,5 +141,17 @@ class VADEV1Sampler(VADESampler):
         self._unclaimed = collections.deque(v1["unclaimed"])
         self._uid_stamps = dict(v1["uid_stamps"])
 
-    def _replay_missing_update(self) -> None:
-        """Nothing to replay on V1: its checkpoints already hold every update (module docstring)."""
+    def _update_pending(self) -> bool:
+        """Never on V1: every group trained so far was fed in ``sample``, before the checkpoint.
+
+        Selections ahead of updates are prompts in flight; their groups are fed when trained (async
+        modes restore them from the TransferQueue checkpoint), not completed at save or load time.
+        """
+        return False
+
+
+class _ReturnedBySample:
+    """On V1 the ``vade/*`` metrics travel back with ``VADEReplayBuffer.sample``, which verl logs."""
+
+    def publish(self, metrics: dict) -> bool:
+        return True
