@@ -36,7 +36,7 @@ from tensordict import NonTensorData, NonTensorStack  # noqa: E402
 import verl.trainer.ppo.v1 as verl_v1  # noqa: E402
 from vade_verl.tiny.model import build_model  # noqa: E402
 from vade_verl.verl09 import main_ppo, main_ppo_v1  # noqa: E402
-from vade_verl.verl09.replay_buffer import VADEReplayBuffer, VADEReplayBufferAsync  # noqa: E402
+from vade_verl.verl09.replay_buffer import VADEReplayBuffer, VADEReplayBufferAsync, prompt_uids  # noqa: E402
 from vade_verl.verl09.v1_sampler import STALENESS_METRIC, VADEV1Sampler  # noqa: E402
 from vade_verl.verl09.v1_trainer import vade_trainer_class  # noqa: E402
 from verl.experimental.agent_loop import AgentLoopOutput  # noqa: E402
@@ -275,14 +275,16 @@ def test_sync_fit_feeds_vade_the_groups_verl_trains(train_file, tmp_path, transf
     fed = []
     original_update = VADEV1Sampler.update
     monkeypatch.setattr(VADEV1Sampler, "update", lambda self, batch: fed.append(batch) or original_update(self, batch))
-    trainer, recorder, agent_loop = train(config)
+    trainer, recorder, agent_loop = train(config, with_failures=True)
     # what the replay buffer fed at step 1: one rollout per session, with the reward function's `acc`
     rows = [info["index"] for info in fed[0].non_tensor_batch["extra_info"]]
-    assert sorted(set(rows)) == recorder.trained[1] and len(rows) == BATCH * ROLLOUT_N
+    assert sorted(set(rows)) == recorder.trained[1] and len(rows) == len(recorder.trained[1]) * ROLLOUT_N
     assert fed[0].non_tensor_batch["acc"].tolist() == fed[0].batch["token_level_scores"][:, 0].tolist()
     assert sorted(recorder.trained) == list(range(1, steps + 1)) and recorder.updates == steps
-    for step in recorder.trained:  # sync V1 trains exactly the prompts the loader gave at that step
-        assert recorder.trained[step] == sorted(row for s, row in agent_loop.submitted if s == step)
+    for step in recorder.trained:  # sync V1 trains exactly the prompts the loader gave at that step, but failed ones
+        assert recorder.trained[step] == sorted(row for s, row in agent_loop.submitted if s == step and not failed(row, s))
+    assert sum(failed(row, s) for s, row in agent_loop.submitted) > 0
+    assert not trainer.train_dataloader.sampler._uid_stamps  # failed groups' stamps are dropped too
 
     # the posteriors after step 1 hold exactly the rewards of step 1's groups (prior 0, l1 applied to 0)
     sampler = trainer.train_dataloader.sampler
@@ -348,6 +350,8 @@ def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, 
         assert res_recorder.trained[step] == ref_recorder.trained[step], f"step {step} differs after resume"
         assert res_recorder.metrics[step][STALENESS_METRIC] == ref_recorder.metrics[step][STALENESS_METRIC]
     np.testing.assert_array_equal(res_recorder.alpha[total], ref_recorder.alpha[total])
+    # the stamps kept are exactly those of the prompts still in flight (evicted groups' are dropped)
+    assert set(res_trainer.train_dataloader.sampler._uid_stamps) == prompt_uids("train")
 
 
 def test_without_a_sampler_class_verl_v1_samplers_are_kept(train_file, tmp_path, transfer_queue):

@@ -70,6 +70,12 @@ def common_reward_extra(extra_fields: list) -> dict:
     return {name: [info[name] for info in infos] for name in sorted(names) if all(isinstance(info[name], scalar) for info in infos)}
 
 
+def prompt_uids(partition_id: str) -> set[str]:
+    """The prompts (GRPO groups) still in TransferQueue: in flight or finished, not yet trained or evicted."""
+    items = (tq.kv_list(partition_id) or {}).get(partition_id, {})
+    return {key for key, tag in items.items() if tag.get("is_prompt", False)}
+
+
 def sampled_groups_batch(batch: KVBatchMeta) -> DataProto:
     """The sampled rollouts, one per session, in the layout ``VADESampler.update`` reads."""
     keys = final_session_keys(batch.keys)
@@ -116,8 +122,7 @@ class _VADEFeedback:
             return batch, metrics
         rollouts = sampled_groups_batch(batch)
         group_uids = list(dict.fromkeys(rollouts.non_tensor_batch["uid"].tolist()))
-        live_uids = set(self.prompt_global_steps[partition_id])
-        return batch, {**metrics, **self.vade_sampler.feed(rollouts, global_steps, group_uids, live_uids)}
+        return batch, {**metrics, **self.vade_sampler.feed(rollouts, global_steps, group_uids, prompt_uids(partition_id))}
 
 
 class VADEReplayBuffer(_VADEFeedback, ReplayBuffer):
