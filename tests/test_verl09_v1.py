@@ -42,7 +42,7 @@ from vade_verl.verl09.v1_trainer import vade_trainer_class  # noqa: E402
 from verl.experimental.agent_loop import AgentLoopOutput  # noqa: E402
 from verl.trainer.ppo.v1 import PPOTrainerColocateAsync, PPOTrainerSync, trainer_base  # noqa: E402
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict  # noqa: E402
-from verl_harness import write_parquet  # noqa: E402
+from verl_harness import verl09_overrides, write_parquet  # noqa: E402
 
 CONFIG_DIR = os.path.join(os.path.dirname(main_ppo_v1.__file__), "config")
 N, BATCH, ROLLOUT_N = 48, 8, 8
@@ -88,23 +88,11 @@ def compose_config(train_file, ckpt_dir, overrides=(), model_path="unused"):
         return compose(
             config_name=main_ppo_v1.CONFIG_NAME,
             overrides=[
-                f"data.train_files={train_file}",
-                f"data.val_files={train_file}",
-                f"data.train_batch_size={BATCH}",
-                "data.dataloader_num_workers=0",
-                "data.filter_overlong_prompts=False",
-                f"actor_rollout_ref.model.path={model_path}",
-                "algorithm.adv_estimator=grpo",
+                *verl09_overrides(train_file, BATCH, ROLLOUT_N, ckpt_dir, model_path),
                 "actor_rollout_ref.actor.use_kl_loss=False",
-                f"actor_rollout_ref.rollout.n={ROLLOUT_N}",
-                "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-                "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
-                "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
-                "trainer.n_gpus_per_node=1",
                 "trainer.logger=[console]",
                 "trainer.val_before_train=False",
                 "trainer.test_freq=-1",
-                f"trainer.default_local_dir={ckpt_dir}",
                 *overrides,
             ],
         )

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import ray
 from omegaconf import DictConfig
 
+from verl.trainer.main_ppo import run_ppo
 from verl.trainer.ppo import utils as ppo_utils
+from verl.utils.config import validate_config
+from verl.utils.device import auto_set_device
 from verl.utils.import_utils import load_extern_object
 
 
@@ -50,3 +54,13 @@ def python_class(actor_class: Any) -> type:
     """The Python class behind a ``@ray.remote`` class (verl 0.9 decorates its ``TaskRunner``s)."""
     metadata = getattr(actor_class, "__ray_metadata__", None)
     return actor_class if metadata is None else metadata.modified_class
+
+
+def run_checked(config: DictConfig, check_config: Callable[[DictConfig], None], task_runner_class: type) -> None:
+    """What ``verl.trainer.main_ppo.main`` runs (device, ``validate_config``, ``run_ppo``), with our
+    ``check_config`` first so that its errors, which name our keys, come before verl's."""
+    auto_set_device(config)
+    check_config(config)
+    use_reference_policy, use_critic = ppo_utils.need_reference_policy(config), ppo_utils.need_critic(config)
+    validate_config(config=config, use_reference_policy=use_reference_policy, use_critic=use_critic)
+    run_ppo(config, task_runner_class=ray.remote(task_runner_class))

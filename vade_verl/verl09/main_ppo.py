@@ -37,16 +37,12 @@ from vade_verl.verl09 import check_verl_version
 check_verl_version()
 
 import hydra  # noqa: E402
-import ray  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from vade_verl.verl09.hooks import create_rl_sampler, python_class, rebound, sampler_class  # noqa: E402
+from vade_verl.verl09.hooks import create_rl_sampler, python_class, rebound, run_checked, sampler_class  # noqa: E402
 from vade_verl.verl09.v1_sampler import VADEV1Sampler  # noqa: E402
 from verl.trainer import main_ppo_v0  # noqa: E402
-from verl.trainer.main_ppo import run_ppo  # noqa: E402
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer  # noqa: E402
-from verl.utils.config import validate_config  # noqa: E402
-from verl.utils.device import auto_set_device  # noqa: E402
 
 CONFIG_NAME = "vade_ppo_trainer"
 
@@ -99,12 +95,7 @@ class VADETaskRunner(python_class(main_ppo_v0.TaskRunner)):
 @hydra.main(config_path="config", config_name=CONFIG_NAME, version_base=None)
 def main(config: DictConfig) -> None:
     """``verl.trainer.main_ppo.main`` with our config and task runner."""
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-
-    auto_set_device(config)
-    check_config(config)
-    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-    run_ppo(config, task_runner_class=ray.remote(VADETaskRunner))
+    run_checked(config, check_config, VADETaskRunner)
 
 
 if __name__ == "__main__":

@@ -31,18 +31,15 @@ from vade_verl.verl09 import check_verl_version
 check_verl_version()
 
 import hydra  # noqa: E402
-import ray  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 import verl.trainer.ppo.v1 as verl_v1  # noqa: E402
 from vade_verl.sampler import VADESampler  # noqa: E402
-from vade_verl.verl09.hooks import python_class, rebound, sampler_class  # noqa: E402
+from vade_verl.verl09.hooks import python_class, rebound, run_checked, sampler_class  # noqa: E402
 from vade_verl.verl09.replay_buffer import ENTRY_HINT, _VADEFeedback  # noqa: E402
 from vade_verl.verl09.v1_sampler import VADEV1Sampler  # noqa: E402
 from vade_verl.verl09.v1_trainer import vade_trainer_class  # noqa: E402
-from verl.trainer.main_ppo import TaskRunnerV1, run_ppo  # noqa: E402
-from verl.utils.config import validate_config  # noqa: E402
-from verl.utils.device import auto_set_device  # noqa: E402
+from verl.trainer.main_ppo import TaskRunnerV1  # noqa: E402
 from verl.utils.import_utils import load_extern_object  # noqa: E402
 
 CONFIG_NAME = "vade_ppo_trainer_v1"
@@ -111,12 +108,7 @@ class VADETaskRunnerV1(python_class(TaskRunnerV1)):
 @hydra.main(config_path="config", config_name=CONFIG_NAME, version_base=None)
 def main(config: DictConfig) -> None:
     """``verl.trainer.main_ppo.main`` for V1, with our config check and task runner."""
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-
-    auto_set_device(config)
-    check_config(config)
-    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-    run_ppo(config, task_runner_class=ray.remote(VADETaskRunnerV1))
+    run_checked(config, check_config, VADETaskRunnerV1)
 
 
 if __name__ == "__main__":
