@@ -19,9 +19,10 @@ setup(
         # constraints/verl07.txt pins the exact set CI tests (and torch's CPU wheel).
         "verl07": VERL07,
         "test": VERL07 + ["pytest", "scipy"],
-        # verl 0.9.x (numpy>=2) in its own environment, through vade_verl.verl09.main_ppo; verl 0.9.1's
-        # trainer imports cachetools, fastapi and uvicorn but lists them only in a GPU-heavy extra.
-        "verl09": ["verl==0.9.1", "cachetools", "fastapi", "uvicorn"],
+        # verl 0.9.x (numpy>=2) in its own environment, through vade_verl.verl09.main_ppo(_v1); verl 0.9.1's
+        # trainers import cachetools, fastapi, uvicorn and (V1) TransferQueue but list them only in a
+        # GPU-heavy extra.
+        "verl09": ["verl==0.9.1", "cachetools", "fastapi", "uvicorn", "TransferQueue"],
     },
     entry_points={"console_scripts": ["vade-verl=vade_verl.cli:main"]},
 )

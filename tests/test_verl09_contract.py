@@ -24,7 +24,7 @@ from vade_verl.verl_batch import build_rollout_batch  # noqa: E402
 from verl.trainer import main_ppo_v0  # noqa: E402
 from verl.trainer.ppo import utils as ppo_utils  # noqa: E402
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer  # noqa: E402
-from verl_harness import VADE_SAMPLER, bernoulli_rewards, write_parquet  # noqa: E402
+from verl_harness import VADE_SAMPLER, bernoulli_rewards, verl09_overrides, write_parquet  # noqa: E402
 
 CONFIG_DIR = os.path.join(os.path.dirname(main_ppo.__file__), "config")
 N, BATCH, ROLLOUT_N = 48, 8, 8
@@ -42,22 +42,7 @@ def compose_config(train_file, ckpt_dir, overrides=(), model_path="unused"):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         return compose(
             config_name=main_ppo.CONFIG_NAME,
-            overrides=[
-                f"data.train_files={train_file}",
-                f"data.val_files={train_file}",
-                f"data.train_batch_size={BATCH}",
-                "data.dataloader_num_workers=0",
-                "data.filter_overlong_prompts=False",
-                f"actor_rollout_ref.model.path={model_path}",
-                "algorithm.adv_estimator=grpo",
-                f"actor_rollout_ref.rollout.n={ROLLOUT_N}",
-                "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-                "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
-                "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
-                "trainer.n_gpus_per_node=1",
-                f"trainer.default_local_dir={ckpt_dir}",
-                *overrides,
-            ],
+            overrides=[*verl09_overrides(train_file, BATCH, ROLLOUT_N, ckpt_dir, model_path), *overrides],
         )
 
 

@@ -54,6 +54,25 @@ def compose_config(train_file: str, batch_size: int, ckpt_dir: str, overrides=()
         )
 
 
+def verl09_overrides(train_file: str, batch_size: int, rollout_n: int, ckpt_dir: str, model_path: str) -> list:
+    """What a verl 0.9 entry point's config needs for a small GRPO run on one (stand-in) GPU."""
+    return [
+        f"data.train_files={train_file}",
+        f"data.val_files={train_file}",
+        f"data.train_batch_size={batch_size}",
+        "data.dataloader_num_workers=0",
+        "data.filter_overlong_prompts=False",
+        f"actor_rollout_ref.model.path={model_path}",
+        "algorithm.adv_estimator=grpo",
+        f"actor_rollout_ref.rollout.n={rollout_n}",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
+        "trainer.n_gpus_per_node=1",
+        f"trainer.default_local_dir={ckpt_dir}",
+    ]
+
+
 def make_train_loader(config):
     """verl's own ``StatefulDataLoader`` (and sampler) for ``config``, built as the trainer does."""
     trainer = RayPPOTrainer.__new__(RayPPOTrainer)

@@ -203,3 +203,27 @@ def build_rollout_batch(batch_dict: dict, rollout_n: int, sequence_rewards: np.n
     batch.batch["token_level_scores"] = scores
     batch.batch["token_level_rewards"] = scores.clone()
     return batch
+
+
+def scored_rollouts(
+    group_keys: Sequence[str],
+    extra_infos: Sequence[Any],
+    sequence_rewards: Sequence[float],
+    reward_extra: Optional[dict] = None,
+):
+    """A batch in the layout the readers above take, from one entry per rollout.
+
+    For trainers that hold rollouts in another layout (verl 0.9's V1 replay buffer,
+    ``vade_verl.verl09.replay_buffer``): ``uid`` and ``extra_info`` per rollout, each reward as a
+    one-token ``token_level_scores`` (``batch_sequence_rewards`` gives it back unchanged), and the
+    reward function's extra outputs (``reward_extra``: name -> one value per rollout).
+    """
+    import torch
+
+    from verl import DataProto
+
+    rewards = torch.as_tensor(np.asarray(sequence_rewards, dtype=np.float64)).unsqueeze(-1)
+    non_tensors = {"uid": np.array(list(group_keys), dtype=object), "extra_info": np.array(list(extra_infos), dtype=object)}
+    for name, values in (reward_extra or {}).items():
+        non_tensors[name] = np.array(list(values), dtype=object)
+    return DataProto.from_dict(tensors={"token_level_scores": rewards}, non_tensors=non_tensors)

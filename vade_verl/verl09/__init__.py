@@ -1,6 +1,7 @@
-"""VADE on verl 0.9.x, whose trainer lost the sampler plug-in points: see ``main_ppo``.
+"""VADE on verl 0.9.x, whose trainers lost the sampler plug-in points (docs/verl09.md).
 
-    python3 -m vade_verl.verl09.main_ppo <the overrides you give python3 -m verl.trainer.main_ppo>
+    python3 -m vade_verl.verl09.main_ppo_v1 ...   # verl's V1 trainer (trainer.use_v1=true, 0.9's default)
+    python3 -m vade_verl.verl09.main_ppo ...      # verl's legacy trainer (trainer.use_v1=false)
 """
 
 from __future__ import annotations

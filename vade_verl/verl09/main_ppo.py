@@ -4,15 +4,16 @@
 
 verl 0.8 removed ``data.sampler.class_path`` from ``create_rl_sampler`` and the
 ``sampler.update(batch=...)`` call from ``RayPPOTrainer.fit``; 0.9 defaults to a v1 trainer that
-draws prompts through TransferQueue. This entry point copies none of verl's trainer code. It
+draws prompts through TransferQueue (VADE on it: ``vade_verl.verl09.main_ppo_v1``). This entry point
+copies none of verl's trainer code. It
 
 1. composes verl's ``ppo_trainer`` config plus ``data.sampler.{class_path,class_name}`` and
-   ``trainer.use_v1=false`` (``config/vade_ppo_trainer.yaml``), and then runs what
-   ``verl.trainer.main_ppo.main`` runs (device, ``validate_config``, ``run_ppo``);
+   ``trainer.use_v1=false`` (``config/vade_ppo_trainer.yaml``), checks it (``check_config``) and then
+   runs what ``verl.trainer.main_ppo.main`` runs (device, ``validate_config``, ``run_ppo``);
 2. uses ``VADETaskRunner``: verl's ``main_ppo_v0.TaskRunner.run`` unchanged, during which the
    TaskRunner process resolves the module-level names ``create_rl_sampler`` and ``RayPPOTrainer``
    of ``verl.trainer.main_ppo_v0`` to ours (``vade_hooks``);
-3. ``create_rl_sampler`` here is verl 0.7's contract: ``class_path``/``class_name`` build
+3. ``create_rl_sampler`` (``vade_verl.verl09.hooks``) is verl 0.7's contract: ``class_path``/``class_name`` build
    ``cls(data_source=dataset, data_config=data.config)``, else verl's random/sequential sampler;
 4. ``VADERayPPOTrainer`` overrides ``_update_actor`` only: it first calls the sampler's
    ``update(batch=batch)`` with the step's batch (rewards and advantages computed), so the
@@ -29,23 +30,19 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Iterator
+from typing import Iterator
 
 from vade_verl.verl09 import check_verl_version
 
 check_verl_version()
 
 import hydra  # noqa: E402
-import ray  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from vade_verl.verl09.hooks import create_rl_sampler, python_class, rebound, run_checked, sampler_class  # noqa: E402
+from vade_verl.verl09.v1_sampler import VADEV1Sampler  # noqa: E402
 from verl.trainer import main_ppo_v0  # noqa: E402
-from verl.trainer.main_ppo import run_ppo  # noqa: E402
-from verl.trainer.ppo import utils as ppo_utils  # noqa: E402
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer  # noqa: E402
-from verl.utils.config import validate_config  # noqa: E402
-from verl.utils.device import auto_set_device  # noqa: E402
-from verl.utils.import_utils import load_extern_object  # noqa: E402
 
 CONFIG_NAME = "vade_ppo_trainer"
 
@@ -54,23 +51,20 @@ def check_config(config: DictConfig) -> None:
     """What this entry point needs beyond verl's own ``validate_config``."""
     if config.trainer.use_v1:
         raise ValueError(
-            "trainer.use_v1=True: verl's v1 trainer draws prompts without a dataloader sampler, so "
-            "vade_verl.verl09.main_ppo runs the v0 trainer; drop the override (or set trainer.use_v1=False)"
+            "trainer.use_v1=True: vade_verl.verl09.main_ppo runs verl's legacy trainer (main_ppo_v0); "
+            "for the V1 trainer run python3 -m vade_verl.verl09.main_ppo_v1, else set trainer.use_v1=False"
         )
-    if (config.data.get("sampler") or {}).get("class_path") is not None and config.data.dataloader_num_workers != 0:
+    sampler = sampler_class(config.data)
+    if sampler is not None and issubclass(sampler, VADEV1Sampler):
+        raise ValueError(
+            f"data.sampler.class_name={config.data.sampler.class_name} is the V1 trainer's sampler: run "
+            "python3 -m vade_verl.verl09.main_ppo_v1, or take pkg://vade_verl.sampler VADESampler here"
+        )
+    if sampler is not None and config.data.dataloader_num_workers != 0:
         raise ValueError(
             f"data.dataloader_num_workers={config.data.dataloader_num_workers}: a curriculum sampler needs 0, "
             "or the loader draws batches before the sampler has seen the last step's rewards"
         )
-
-
-def create_rl_sampler(data_config: DictConfig, dataset: Any):
-    """verl 0.7.1's ``create_rl_sampler``: a ``data.sampler.class_path`` sampler, else verl's own."""
-    sampler_config = data_config.get("sampler") or {}
-    if sampler_config.get("class_path") is None:
-        return ppo_utils.create_rl_sampler(data_config, dataset)
-    sampler_class = load_extern_object(sampler_config.class_path, sampler_config.class_name)
-    return sampler_class(data_source=dataset, data_config=data_config)
 
 
 class VADERayPPOTrainer(RayPPOTrainer):
@@ -86,18 +80,8 @@ class VADERayPPOTrainer(RayPPOTrainer):
 @contextlib.contextmanager
 def vade_hooks() -> Iterator[None]:
     """Bind ``main_ppo_v0``'s ``create_rl_sampler`` and ``RayPPOTrainer`` to ours, then restore them."""
-    saved = main_ppo_v0.create_rl_sampler, main_ppo_v0.RayPPOTrainer
-    main_ppo_v0.create_rl_sampler, main_ppo_v0.RayPPOTrainer = create_rl_sampler, VADERayPPOTrainer
-    try:
+    with rebound(main_ppo_v0, create_rl_sampler=create_rl_sampler, RayPPOTrainer=VADERayPPOTrainer):
         yield
-    finally:
-        main_ppo_v0.create_rl_sampler, main_ppo_v0.RayPPOTrainer = saved
-
-
-def python_class(actor_class: Any) -> type:
-    """The Python class behind a ``@ray.remote`` class (verl 0.9 decorates its ``TaskRunner``)."""
-    metadata = getattr(actor_class, "__ray_metadata__", None)
-    return actor_class if metadata is None else metadata.modified_class
 
 
 class VADETaskRunner(python_class(main_ppo_v0.TaskRunner)):
@@ -111,12 +95,7 @@ class VADETaskRunner(python_class(main_ppo_v0.TaskRunner)):
 @hydra.main(config_path="config", config_name=CONFIG_NAME, version_base=None)
 def main(config: DictConfig) -> None:
     """``verl.trainer.main_ppo.main`` with our config and task runner."""
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-
-    auto_set_device(config)
-    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-    check_config(config)
-    run_ppo(config, task_runner_class=ray.remote(VADETaskRunner))
+    run_checked(config, check_config, VADETaskRunner)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+"""VADE's feedback on verl 0.9's V1 trainer: a ``ReplayBuffer`` that feeds the groups it samples.
+
+Select it with (``trainer.v1.trainer_mode=sync``; the async modes take ``VADEReplayBufferAsync``)::
+
+    trainer.v1.sampler.custom_sampler.path=pkg://vade_verl.verl09.replay_buffer
+    trainer.v1.sampler.custom_sampler.name=VADEReplayBuffer
+
+together with the ``VADEV1Sampler`` and ``python3 -m vade_verl.verl09.main_ppo_v1`` (which connects
+the two; see docs/verl09.md). verl 0.9.1 builds it in ``PPOTrainer._build_replay_buffer``
+(``verl/trainer/ppo/v1/trainer_base.py:139``) and calls ``sample(global_steps, "train", batch_size)``
+in ``_step_once`` (line 567) for every local update. ``sample`` is verl's own
+(``ReplayBuffer.sample`` or ``ReplayBufferAsync.sample``): which groups are trained is unchanged.
+Afterwards the sampled training groups are read back from TransferQueue and fed to the sampler,
+and the ``vade/*`` metrics are returned with verl's sampling metrics, which ``PPOTrainer.step``
+aggregates over the step and logs.
+
+What is read (verl 0.9.1's TransferQueue layout; ``replay_buffer.py:64`` and
+``agent_loop_tq.py:182``): trajectory keys ``{uid}_{session_id}_{index}``; per trajectory
+``rm_scores`` (the reward at the last response token, before any KL penalty: the 0.7.1
+``token_level_scores``), the dataset's ``extra_info`` and ``extra_fields.reward_extra_info`` (the reward
+function's extra outputs, e.g. ``acc``, which ``data.sampler.vade.correctness=auto`` prefers, as the
+0.7.1 non-tensor batch has them). A multi-output agent loop repeats the session's reward on every
+output, so only the last output (highest index) of a session counts.
+
+What verl does differently for a custom replay buffer: ``_build_replay_buffer`` passes it neither
+``algorithm.filter_groups`` (DAPO) nor ``trainer.v1.sampler.sync_refill_failed_groups``
+(trainer_base.py:163-171), so both stay off; the entry point refuses them at start.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import transfer_queue as tq
+from transfer_queue import KVBatchMeta
+
+from vade_verl.verl09.v1_sampler import VADEV1Sampler
+from vade_verl.verl_batch import scored_rollouts
+from verl import DataProto
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
+
+TRAIN_PARTITION = "train"
+SYNC_MODE = "sync"
+REWARD_FIELD = "rm_scores"
+EXTRA_INFO_FIELD = "extra_info"
+EXTRA_FIELDS_FIELD = "extra_fields"
+ENTRY_HINT = (
+    " VADE on verl's V1 trainer takes data.sampler.class_path=pkg://vade_verl.verl09.v1_sampler "
+    "data.sampler.class_name=VADEV1Sampler and this replay buffer (docs/verl09.md)"
+)
+
+
+def final_session_keys(keys: list[str]) -> list[str]:
+    """The key of each session's last output: ``{uid}_{session}_{index}`` with the highest index."""
+    last: OrderedDict[str, tuple[int, str]] = OrderedDict()
+    for key in keys:
+        session, _, index = key.rpartition("_")
+        if session not in last or int(index) > last[session][0]:
+            last[session] = (int(index), key)
+    return [key for _, key in last.values()]
+
+
+def common_reward_extra(extra_fields: list) -> dict:
+    """The scalar ``reward_extra_info`` entries every rollout has (e.g. ``acc``): name -> values."""
+    infos = [(fields or {}).get("reward_extra_info") or {} for fields in extra_fields]
+    names = set.intersection(*(set(info) for info in infos)) if infos else set()
+    scalar = (bool, int, float, np.number)
+    return {name: [info[name] for info in infos] for name in sorted(names) if all(isinstance(info[name], scalar) for info in infos)}
+
+
+def prompt_uids(partition_id: str) -> set[str]:
+    """The prompts (GRPO groups) still in TransferQueue: in flight or finished, not yet trained or evicted."""
+    items = (tq.kv_list(partition_id) or {}).get(partition_id, {})
+    return {key for key, tag in items.items() if tag.get("is_prompt", False)}
+
+
+def sampled_groups_batch(batch: KVBatchMeta) -> DataProto:
+    """The sampled rollouts, one per session, in the layout ``VADESampler.update`` reads."""
+    keys = final_session_keys(batch.keys)
+    fields = [REWARD_FIELD, EXTRA_INFO_FIELD, EXTRA_FIELDS_FIELD]
+    data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
+    rewards = [float(row.sum()) for row in data[REWARD_FIELD].unbind(0)]
+    uids = [key.split("_")[0] for key in keys]
+    return scored_rollouts(uids, list(data[EXTRA_INFO_FIELD]), rewards, common_reward_extra(list(data[EXTRA_FIELDS_FIELD])))
+
+
+class _VADEFeedback:
+    """Mixin over verl's replay buffers: feed the training groups ``sample`` returns to VADE."""
+
+    sync_mode: bool
+
+    def __init__(self, *, trainer_mode: str, refill_fn: Any = None, **kwargs: Any):
+        from vade_verl.verl09.v1_trainer import VADETrainerMixin  # imports this module
+
+        self.check_trainer_mode(trainer_mode)
+        # verl passes the trainer's bound ``_add_prompts_to_generate`` (trainer_base.py:161)
+        if not isinstance(getattr(refill_fn, "__self__", None), VADETrainerMixin):
+            raise ValueError(f"{type(self).__name__} needs the trainer of python3 -m vade_verl.verl09.main_ppo_v1{ENTRY_HINT}")
+        super().__init__(trainer_mode=trainer_mode, refill_fn=refill_fn, **kwargs)
+        self.vade_sampler: VADEV1Sampler | None = None
+
+    @classmethod
+    def check_trainer_mode(cls, trainer_mode: str) -> None:
+        if (trainer_mode == SYNC_MODE) != cls.sync_mode:
+            fitting = "VADEReplayBuffer" if trainer_mode == SYNC_MODE else "VADEReplayBufferAsync"
+            raise ValueError(
+                f"trainer.v1.sampler.custom_sampler.name={cls.__name__} does not fit "
+                f"trainer.v1.trainer_mode={trainer_mode}: use {fitting}"
+            )
+
+    def attach(self, sampler: Any) -> None:
+        """The sampler to feed (``VADETrainerMixin`` attaches the train loader's sampler)."""
+        if not isinstance(sampler, VADEV1Sampler):
+            raise ValueError(f"{type(self).__name__} feeds a VADEV1Sampler, but the loader's sampler is {type(sampler).__name__}:{ENTRY_HINT}")
+        self.vade_sampler = sampler
+
+    def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
+        batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
+        if partition_id != TRAIN_PARTITION:
+            return batch, metrics
+        rollouts = sampled_groups_batch(batch)
+        group_uids = list(dict.fromkeys(rollouts.non_tensor_batch["uid"].tolist()))
+        return batch, {**metrics, **self.vade_sampler.feed(rollouts, global_steps, group_uids, prompt_uids(partition_id))}
+
+
+class VADEReplayBuffer(_VADEFeedback, ReplayBuffer):
+    """verl's sync ``ReplayBuffer`` (``trainer.v1.trainer_mode=sync``) feeding VADE."""
+
+    sync_mode = True
+
+
+class VADEReplayBufferAsync(_VADEFeedback, ReplayBufferAsync):
+    """verl's ``ReplayBufferAsync`` (``colocate_async``, ``separate_async``) feeding VADE."""
+
+    sync_mode = False

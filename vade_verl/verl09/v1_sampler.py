@@ -1,0 +1,157 @@
+"""VADE as the prompt sampler of verl 0.9's V1 trainer (``python3 -m vade_verl.verl09.main_ppo_v1``).
+
+The posteriors, Thompson/InfoGain selection, update and checkpoint state are ``VADESampler``'s
+(``vade_verl.sampler``); this subclass adapts them to how V1 draws and trains prompts
+(verl 0.9.1, ``verl/trainer/ppo/v1/trainer_base.py``):
+
+* **Selection block.** V1's loader fetches ``data.gen_batch_size`` prompts at a time, and forces it
+  to 1 in the async modes (``_init_dataloader``, line 739) so that refills are exact. VADE still
+  selects one training step's prompts (``data.train_batch_size``) per Thompson draw, so a batch
+  holds distinct prompts; the loader takes them one fetch at a time. A checkpoint may fall inside
+  a block: the state keeps how much of it was served, and a resumed run serves the rest first.
+* **Feedback.** ``VADEReplayBuffer`` (``vade_verl.verl09.replay_buffer``) calls ``feed`` with the
+  groups verl's replay buffer hands to training at global step t, which runs ``update``.
+* **Evidence staleness.** Each block is stamped with the newest global step whose groups were fed
+  before it was drawn (``evidence_step``, 0 before any). The V1 trainer names every fetched
+  prompt by a fresh ``uid`` and calls ``claim`` (``VADETrainerMixin._fetch_one_gen_batch``), which
+  keeps ``uid -> stamp``. A group trained at step t whose prompt was drawn with evidence up to
+  step e has ``staleness = (t - 1) - e`` steps: the number of earlier training steps whose
+  groups a synchronous loop would have let its selection see. It is 0 on the sync trainer and,
+  at steady state, the number of batches the async trainers keep in flight.
+* **Resume.** V1 saves ``data.pt`` after the step's ``sample`` (``fit``: ``step`` then
+  ``_save_checkpoint``), so a checkpoint holds every update made so far, and selections may run
+  ahead of updates (prompts in flight): no update is ever pending at save or load time
+  (``_update_pending``), and the 0.7.1 update records are off.
+* **Metrics.** ``feed`` returns them to the replay buffer, whose ``sample`` hands them to verl's
+  step metrics; ``update`` does not look for a legacy trainer step to publish into.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from vade_verl.sampler import VADESampler
+
+logger = logging.getLogger(__name__)
+
+STALENESS_METRIC = "vade/evidence_staleness_steps"
+
+
+def per_step_data_config(data_config: Any):
+    """A copy of ``data`` whose VADE block is one training step (``gen_batch_size`` cleared)."""
+    view = OmegaConf.create(OmegaConf.to_container(data_config, resolve=True))
+    view.gen_batch_size = None
+    return view
+
+
+class VADEV1Sampler(VADESampler):
+    """``VADESampler`` for verl 0.9's V1 trainer: per-step selection blocks, uid stamps, ``feed``."""
+
+    def __init__(self, data_source: Any, data_config: Any):
+        super().__init__(data_source, per_step_data_config(data_config))
+        if self.config.state_dir is not None:
+            logger.warning("data.sampler.vade.state_dir=%s is not used on the V1 trainer (nothing to replay)", self.config.state_dir)
+        self.record_dir = None  # V1 saves after the update: no record to replay (module docstring)
+        self._metrics = _ReturnedBySample()
+        self.evidence_step = 0
+        self._epoch_served = 0
+        self._block_stamp = 0
+        self._unclaimed: collections.deque = collections.deque()
+        self._uid_stamps: dict[str, int] = {}
+
+    # -- iteration -------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[int]:
+        if self._epoch_served >= len(self):
+            self._epoch_served = 0
+        offset = self._epoch_served % self.batch_size
+        carried = self.state.last_selected[offset:].tolist() if offset else []
+        positions = itertools.chain(carried, super().__iter__())
+        while self._epoch_served < len(self):
+            position = next(positions, None)
+            if position is None:
+                return
+            if self._epoch_served % self.batch_size == 0:
+                self._block_stamp = self.evidence_step
+            self._epoch_served += 1
+            self._unclaimed.append(self._block_stamp)
+            yield position
+
+    def claim(self, uids: Sequence[str]) -> None:
+        """Record the stamps of the rows the loader just returned under the uids V1 gave them."""
+        if len(uids) != len(self._unclaimed):
+            raise RuntimeError(
+                f"the loader returned {len(uids)} rows but the VADE sampler yielded {len(self._unclaimed)} since the "
+                "last fetch: data.dataloader_num_workers must be 0 and data.train_batch_size a multiple of "
+                "data.gen_batch_size"
+            )
+        for uid in uids:
+            self._uid_stamps[str(uid)] = self._unclaimed.popleft()
+
+    # -- reward feedback -------------------------------------------------------------------------
+    def feed(self, batch: Any, global_step: int, group_uids: Sequence[str], live_uids: set) -> dict:
+        """``update`` with the groups trained at ``global_step``; returns the ``vade/*`` metrics.
+
+        ``batch`` has verl 0.7.1's layout (``vade_verl.verl_batch``), ``group_uids`` are its
+        distinct prompt uids and ``live_uids`` the prompts still in TransferQueue: stamps of
+        prompts neither trained nor live (evicted by the replay buffer) are dropped.
+        """
+        stamps = [self._uid_stamps.pop(str(uid), None) for uid in group_uids]
+        known = np.array([stamp for stamp in stamps if stamp is not None], dtype=np.float64)
+        unrecorded = len(stamps) - known.size
+        if unrecorded:
+            logger.warning("VADE: %d trained groups have no selection record; left out of %s", unrecorded, STALENESS_METRIC)
+        self.update(batch)
+        self.evidence_step = int(global_step)
+        self._uid_stamps = {uid: stamp for uid, stamp in self._uid_stamps.items() if uid in live_uids}
+        staleness = (global_step - 1) - known
+        return {
+            **self.last_metrics,
+            STALENESS_METRIC: float(staleness.mean()) if known.size else 0.0,
+            f"{STALENESS_METRIC}_max": float(staleness.max()) if known.size else 0.0,
+            "vade/evidence_unrecorded_groups": unrecorded,
+        }
+
+    # -- checkpointing ---------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            **super().state_dict(),
+            "v1": {
+                "evidence_step": self.evidence_step,
+                "epoch_served": self._epoch_served,
+                "block_stamp": self._block_stamp,
+                "unclaimed": list(self._unclaimed),
+                "uid_stamps": dict(self._uid_stamps),
+            },
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "v1" not in state_dict:
+            raise ValueError("the checkpoint's sampler state was not written by VADEV1Sampler (no 'v1' entry): resume V1 runs from V1 checkpoints")
+        super().load_state_dict(state_dict)
+        v1 = state_dict["v1"]
+        self.evidence_step = int(v1["evidence_step"])
+        self._epoch_served = int(v1["epoch_served"])
+        self._block_stamp = int(v1["block_stamp"])
+        self._unclaimed = collections.deque(v1["unclaimed"])
+        self._uid_stamps = dict(v1["uid_stamps"])
+
+    def _update_pending(self) -> bool:
+        """Never on V1: every group trained so far was fed in ``sample``, before the checkpoint.
+
+        Selections ahead of updates are prompts in flight; their groups are fed when trained (async
+        modes restore them from the TransferQueue checkpoint), not completed at save or load time.
+        """
+        return False
+
+
+class _ReturnedBySample:
+    """On V1 the ``vade/*`` metrics travel back with ``VADEReplayBuffer.sample``, which verl logs."""
+
+    def publish(self, metrics: dict) -> bool:
+        return True
