@@ -40,6 +40,7 @@ run_trainer() {  # $1 = total_training_steps; the rest are extra overrides
   local total="$1"; shift
   "${GUARDED[@]}" "$PYTHON" -m verl.trainer.main_ppo \
     "${TINY_CPU_OVERRIDES[@]}" \
+    "${TINY_CPU_RAY_MODULES[@]}" \
     algorithm.adv_estimator=grpo \
     data.max_prompt_length=32 \
     "${SAMPLER_ARGS[@]}" \

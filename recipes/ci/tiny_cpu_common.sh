@@ -43,6 +43,7 @@ TINY_CPU_OVERRIDES=(
   actor_rollout_ref.actor.use_torch_compile=False
   actor_rollout_ref.actor.fsdp_config.param_offload=False
   actor_rollout_ref.actor.fsdp_config.optimizer_offload=False
+  actor_rollout_ref.actor.fsdp_config.dtype=float32
   actor_rollout_ref.actor.checkpoint.save_contents='[model,optimizer,extra]'
   actor_rollout_ref.rollout.name=vllm
   actor_rollout_ref.rollout.dtype=float32
@@ -76,7 +77,8 @@ TINY_CPU_OVERRIDES=(
   ray_kwargs.ray_init.num_cpus=8
   +ray_kwargs.ray_init.num_gpus=1
   +ray_kwargs.ray_init.include_dashboard=False
-  "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES=\"$VERL_USE_EXTERNAL_MODULES\""
   "+ray_kwargs.ray_init.runtime_env.env_vars.VLLM_CPU_KVCACHE_SPACE=\"$VLLM_CPU_KVCACHE_SPACE\""
   "+ray_kwargs.ray_init.runtime_env.env_vars.VLLM_CPU_OMP_THREADS_BIND=$VLLM_CPU_OMP_THREADS_BIND"
 )
+# the shims' module list for Ray's runtime_env (a recipe that sets this key itself, as MSSR's, leaves it out)
+TINY_CPU_RAY_MODULES=("+ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES=\"$VERL_USE_EXTERNAL_MODULES\"")
