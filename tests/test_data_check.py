@@ -145,3 +145,21 @@ def test_check_lengths():
     check_lengths([10, 32], 32)
     with pytest.raises(DataCheckError, match="1 of 3 checked rows are longer .*row 1: 40 tokens"):
         check_lengths([10, 40, 3], 32)
+
+
+def test_check_on_the_dataset_main_ppo_builds(tiny):
+    """The cheap form a plug-in can call on the dataset it receives at start (no image decoded): verl's own
+    RLHFDataset, built as main_ppo builds it, for the VL model and for a text-only one."""
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from vade_verl.data_check import check_verl_dataset, load_tokenizer_and_processor
+
+    config = OmegaConf.create({"max_prompt_length": 32, "filter_overlong_prompts": False})
+    files = [str(tiny / "data" / "train.parquet")]
+    tokenizer, processor = load_tokenizer_and_processor(str(tiny / "model"))
+    assert check_verl_dataset(RLHFDataset(files, tokenizer, config, processor)) == N_ROWS
+    tokenizer, processor = load_tokenizer_and_processor(str(tiny / "text_model"))
+    assert processor is None
+    with pytest.raises(DataCheckError, match=r"data\.image_key='images': row 0 carries 1 image\(s\).*text_model"):
+        check_verl_dataset(RLHFDataset(files, tokenizer, config, processor))
