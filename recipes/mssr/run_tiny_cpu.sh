@@ -33,6 +33,7 @@ run() {  # $1 = total_training_steps; the MSSR recipe's overrides first, then th
     data.filter_overlong_prompts=True \
     actor_rollout_ref.model.enable_gradient_checkpointing=False \
     actor_rollout_ref.rollout.n=1 \
+    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4 \
     +data.mssr.rho=0.9 \
     trainer.logger='[console,file]' \
     trainer.val_before_train=True \
