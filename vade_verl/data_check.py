@@ -193,8 +193,6 @@ def check_data(config, max_rows: int = 256) -> list[str]:
     Reads the first ``max_rows`` rows of ``data.train_files`` with the configured dataset class (verl's
     ``create_rl_dataset``, length filter off) and the model's own tokenizer and processor. Skipped, with a
     line saying so, when the model folder or a train file is not on this machine."""
-    from verl.trainer.main_ppo import create_rl_dataset
-
     model_path = os.path.expanduser(str(config.actor_rollout_ref.model.path))
     files = config.data.train_files
     files = [files] if isinstance(files, str) else list(files)
@@ -202,6 +200,11 @@ def check_data(config, max_rows: int = 256) -> list[str]:
     if not os.path.isdir(model_path) or missing:
         what = f"model folder {model_path}" if not os.path.isdir(model_path) else ", ".join(missing)
         return [f"data: not checked against the model ({what} not on this machine)"]
+
+    try:
+        from verl.trainer.main_ppo import create_rl_dataset  # verl 0.5-0.7
+    except ImportError:
+        from verl.trainer.ppo.utils import create_rl_dataset  # verl 0.9
 
     tokenizer, processor = load_tokenizer_and_processor(model_path, config.data.get("trust_remote_code", False))
     data_config = copy.deepcopy(config.data)
