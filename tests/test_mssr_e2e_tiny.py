@@ -1,11 +1,13 @@
 """End to end: verl's own trainer runs MSSR on CPU (recipes/mssr/run_tiny_cpu.sh, 2-5 minutes).
 
-``pytest -m e2e tests/test_mssr_e2e_tiny.py``. The recipe trains 2 steps with rollout.n=1 through
-``python -m verl.trainer.main_ppo`` and resumes for a third. Checked against what verl wrote (file-logger
-metrics, ``data.pt``): the estimator's ``mssr/*`` metrics reach verl's logger, it shaped with the
-full-vocabulary entropies of verl's old-log-prob pass (their mean equals verl's ``actor/entropy``), the
-driver's ``mssr`` advantages are the batch-normalised rewards worked out here plus a bounded bonus, and each ``data.pt`` (also the one the resumed run wrote) holds the baselines of
-every step up to its own, initialised with N0 = 8 from the logged scores.
+``pytest -m e2e tests/test_mssr_e2e_tiny.py``. The recipe trains the tiny random Qwen2.5-VL on image rows for
+2 steps with rollout.n=1 through ``python -m verl.trainer.main_ppo`` (verl's vLLM rollout on vLLM's CPU build)
+and resumes for a third. Checked against what verl wrote (file-logger metrics, ``data.pt``): the estimator's
+``mssr/*`` metrics reach verl's logger, it shaped with the full-vocabulary entropies of verl's old-log-prob
+pass (their mean equals verl's ``actor/entropy``), the driver's ``mssr`` advantages are the batch-normalised
+rewards worked out here plus a bounded bonus, each ``data.pt`` (also the one the resumed run wrote) holds the
+baselines of every step up to its own, initialised with N0 = 8 from the logged scores, and vLLM sampled with
+the actor's weights and inputs.
 """
 
 import json
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from recipe_run import run_recipe
+from recipe_run import assert_vllm_rolled_out_with_the_actors_weights, require_vllm_cpu, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "mssr" / "run_tiny_cpu.sh"
@@ -24,6 +26,7 @@ BATCH = 4
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
+    require_vllm_cpu()
     work = tmp_path_factory.mktemp("mssr_tiny")
     run_recipe(RECIPE, work, 2)
     return work
@@ -33,6 +36,11 @@ def metrics(work, run):
     """Training-step rows of verl's file logger (validation rows, logged at the resume step, left out)."""
     rows = [json.loads(line) for line in (work / f"metrics_run{run}.jsonl").read_text().splitlines()]
     return {row["step"]: row["data"] for row in rows if "critic/score/mean" in row["data"]}
+
+
+@pytest.mark.e2e
+def test_vllm_rolled_out_with_the_actors_weights(work):
+    assert_vllm_rolled_out_with_the_actors_weights(work)
 
 
 @pytest.mark.e2e
@@ -51,7 +59,7 @@ def normalised_extremes(score_mean):
 
 
 @pytest.mark.e2e
-def test_loss_ran_in_worker_and_advantages_match(work):
+def test_estimator_shaped_advantages_with_verls_entropies(work):
     steps = {**metrics(work, 1), **metrics(work, 2)}
     assert sorted(steps) == [1, 2, 3]
     for step, m in steps.items():

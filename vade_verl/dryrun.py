@@ -27,6 +27,11 @@ reason (exit 1):
    ``vade_verl.verl09.main_ppo``'s on 0.9) on the dataset of ``data.train_files`` read by verl's
    dataset class without tokenizer (so the prompt-length filter is not run). When a train file
    does not exist here, a stand-in of 2 x batch text rows is used instead, and the output says so.
+6. The data against the model (``vade_verl.data_check.check_data``), when the model folder and the train
+   files are on this machine: the model's own tokenizer and processor read the rows as verl does; rows
+   with images for a model without a processor, ``<image>`` placeholders without ``data.image_key``'s
+   column, images verl cannot open, and prompts over ``data.max_prompt_length`` once images are tokens
+   fail here, naming the key and the row; the report gives the prompt lengths.
 
 Nothing starts Ray or loads a model; a local model path or reward-function file that does not
 exist here is reported, not an error (the dry run is meant for a laptop without them).
@@ -44,6 +49,8 @@ import tempfile
 from typing import Any, Optional
 
 from omegaconf import OmegaConf
+
+from vade_verl.data_check import check_data
 
 VADE_SAMPLER_NAME = "VADESampler"
 
@@ -287,6 +294,7 @@ def dry_run(
         validate_dataclasses_and_registries(config)
         check_sampler_options(config)
         sampler, rows, source = build_sampler(config, workdir, trainer)
+        data_lines = check_data(config)
     if ray.is_initialized():
         raise DryRunError("Ray was started during the dry run")
     data = config.data
@@ -303,6 +311,7 @@ def dry_run(
         report.append(f"VADE {sampler.config}")
     if trainer == DAPO_ENTRY:
         report.append(f"algorithm.filter_groups={OmegaConf.to_container(config.algorithm.filter_groups)}")
+    report.extend(data_lines)
     report.extend(f"note: {note}" for note in notes_on_local_paths(config))
     report.append("stopped before Ray and model loading")
     return config, report

