@@ -163,3 +163,31 @@ def test_check_on_the_dataset_main_ppo_builds(tiny):
     assert processor is None
     with pytest.raises(DataCheckError, match=r"data\.image_key='images': row 0 carries 1 image\(s\).*text_model"):
         check_verl_dataset(RLHFDataset(files, tokenizer, config, processor))
+
+
+@pytest.mark.parametrize("plugin", ["vade", "diva", "mssr"])
+def test_each_plugin_refuses_image_rows_for_a_text_model_at_start(tiny, plugin):
+    """The plug-ins that verl hands the training dataset before any rollout run the cheap check there: the
+    sampler's constructor (VADE) and the custom dataset classes (DIVA-GRPO, MSSR), built as main_ppo builds them."""
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from vade_verl.data_check import load_tokenizer_and_processor
+
+    files = [str(tiny / "data" / "train.parquet")]
+    config = OmegaConf.create({"max_prompt_length": 32, "filter_overlong_prompts": False, "train_batch_size": 4})
+    tokenizer, processor = load_tokenizer_and_processor(str(tiny / "text_model"))
+    expected = r"data\.image_key='images': row 0 carries 1 image\(s\).*text_model has no multimodal processor"
+    with pytest.raises(DataCheckError, match=expected):
+        if plugin == "vade":
+            from vade_verl.sampler import VADESampler
+
+            VADESampler(RLHFDataset(files, tokenizer, config, processor), config)
+        elif plugin == "diva":
+            from vade_verl.verl_diva import DivaRLHFDataset
+
+            DivaRLHFDataset(files, tokenizer, config, processor)
+        else:
+            from vade_verl.verl_mssr import MSSRDataset
+
+            MSSRDataset(files, tokenizer, config, processor)

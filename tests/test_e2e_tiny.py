@@ -122,16 +122,17 @@ def test_sampler_update_ran_each_step_with_the_rollout_rewards(run):
 
 @pytest.mark.e2e
 def test_checkpointed_posteriors_follow_the_rewards(run):
-    """verl saves data.pt before the step's sampler update: global_step_k holds updates 1..k-1.
-    global_step_{STEPS+1} was written by the resumed run, so it holds update STEPS only if the resume
-    restored the state and re-applied the update the first run made after saving."""
+    """verl saves data.pt before it calls the step's sampler update; the sampler applies the step's rewards
+    when verl takes its state, so global_step_k holds updates 1..k. global_step_{STEPS+1} was written by the
+    resumed run, so it holds updates 1..STEPS+1 only if the resume restored the state exactly."""
     for ckpt_step in (STEPS, STEPS + 1):
         state = sampler_state(run, ckpt_step)["vade"]
-        alpha, beta = posteriors_by_hand(run, range(1, ckpt_step))
-        assert state["num_updates"] == ckpt_step - 1
+        alpha, beta = posteriors_by_hand(run, range(1, ckpt_step + 1))
+        assert state["num_updates"] == state["num_selections"] == ckpt_step
         np.testing.assert_allclose(state["alpha"], alpha, rtol=0, atol=1e-12)
         np.testing.assert_allclose(state["beta"], beta, rtol=0, atol=1e-12)
-        assert (alpha + beta > 0).sum() == len(set().union(*(rollout_evidence(run, s) for s in range(1, ckpt_step))))
+        seen = set().union(*(rollout_evidence(run, s) for s in range(1, ckpt_step + 1)))
+        assert (alpha + beta > 0).sum() == len(seen)
 
 
 @pytest.mark.e2e
@@ -140,8 +141,8 @@ def test_resumed_step_selected_from_the_restored_posteriors(run):
     p_i ~ Beta(alpha_i+1, beta_i+1) (VADE Sec. 3.2) with the generator state saved in the step-STEPS
     checkpoint and the posteriors after steps 1..STEPS worked out here. The draw itself is
     ``vade_verl.vade.thompson_draw`` (its random stream is the implementation's); score and top-B are
-    computed here. With the posteriors after 1..STEPS-1 (no replay of the update verl runs after the
-    save) the batch would differ."""
+    computed here. With the posteriors after 1..STEPS-1 (the checkpoint without step STEPS's rewards)
+    the batch would differ."""
     from vade_verl.vade import thompson_draw
 
     def top_b_from_checkpoint(steps):

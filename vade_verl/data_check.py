@@ -187,6 +187,14 @@ def check_verl_dataset(dataset, model_path: str = "", max_rows: int = 1024) -> i
     )
 
 
+def check_plugin_dataset(dataset) -> None:
+    """:func:`check_verl_dataset` for a plug-in's constructor, which verl hands the training dataset before any
+    rollout (``VADESampler``, ``DivaRLHFDataset``, ``MSSRDataset``); other datasets (e.g. the simulator's
+    stand-ins, which have no ``image_key``) are not verl's and are left alone."""
+    if all(hasattr(dataset, name) for name in ("dataframe", "image_key", "prompt_key")):
+        check_verl_dataset(dataset)
+
+
 def check_data(config, max_rows: int = 256) -> list[str]:
     """The dry run's data step: returns report lines, raises :class:`DataCheckError`.
 

@@ -52,6 +52,7 @@ try:
 except ImportError:  # verl >= 0.8 removed it; vade_verl.verl09 calls our `update` without the base class
     from torch.utils.data import Sampler as AbstractCurriculumSampler
 from vade_verl.config import CONFIG_PREFIX, VADEConfig
+from vade_verl.data_check import check_plugin_dataset
 from vade_verl.rewards import as_correctness
 from vade_verl.vade import VADEState, effective_ratio, posterior_mean
 from vade_verl.verl_batch import (
@@ -102,6 +103,7 @@ class VADESampler(AbstractCurriculumSampler):
     def __init__(self, data_source: Any, data_config: Any):
         self.config = VADEConfig.from_mapping(_vade_block(data_config))
         self.correctness = self.config.correctness_rule()
+        check_plugin_dataset(data_source)  # images vs model: fail before any rollout, naming data.image_key
         self.batch_size = int(data_config.get("gen_batch_size") or data_config.get("train_batch_size"))
         self.row_ids = dataset_row_ids(data_source)
         n = self.row_ids.size

@@ -57,6 +57,7 @@ from verl.trainer.ppo.core_algos import register_adv_est
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.ray_utils import auto_await
 from vade_verl.diva_grpo import DifficultyConfig, DifficultyTracker, DivaAdvantageConfig, compute_diva_advantage
+from vade_verl.data_check import check_plugin_dataset
 from vade_verl.diva_variants import VariantConfig, VariantContent, make_variants, row_field, row_question
 from vade_verl.rewards import CorrectnessRule, as_correctness
 from vade_verl.verl_batch import ORIGINAL_VARIANT, VARIANT_FIELD
@@ -367,6 +368,7 @@ class DivaRLHFDataset(RLHFDataset):
 
     def __init__(self, data_files, tokenizer, config, processor=None, max_samples: int = -1):
         super().__init__(data_files, tokenizer, config, processor=processor, max_samples=max_samples)
+        check_plugin_dataset(self)  # images vs model: fail before any rollout, naming data.image_key
         options = dict(_plain(config.get("diva", None)) or {})
         self.num_variants = int(options.pop("num_variants", 1))
         self.variant_seed = int(options.pop("seed", config.get("seed", None) or 0))

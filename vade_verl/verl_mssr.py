@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vade_verl.data_check import check_plugin_dataset
 from vade_verl.mssr import (
     MSSRBaselineConfig,
     MSSRBaselineState,
@@ -321,6 +322,7 @@ class MSSRDataset(RLHFDataset):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        check_plugin_dataset(self)  # images vs model: fail before any rollout, naming data.image_key
         self.mssr_options = MSSROptions.from_data_config(self.config)
         self.mssr = MSSRBaselineState(len(self), self.mssr_options.baseline)
         self.mssr_token = next(_TOKENS)
