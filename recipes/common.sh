@@ -67,6 +67,7 @@ knob_problem() {
     VADE_MSSR_*) echo "removed: MSSR's options are +data.mssr.* keys (recipes/mssr/run_mssr_geo3k.sh: MSSR_ALPHA, MSSR_KAPPA, MSSR_ENTROPY)" ;;
     VADE_THRESHOLD) echo "removed: VADE reads a rollout as correct by data.sampler.vade.correctness (default auto: geo3k's 0.9/1 correct, 0/0.1 wrong); pass +data.sampler.vade.correctness=... as an argument" ;;
     VADE_ABLATION) echo "read only by recipes/vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh" ;;
+    VADE_REQUIRE_REAL_STACK) ;;  # the tests' switch (tests/recipe_run.py), not a recipe knob
     VADE_* | DIVA_* | MSSR_* | DAPO_*) echo "not a knob of this recipe (docs/recipes.md lists them)" ;;
     *) if [ -n "$(knob_key "$1")" ]; then echo "not read by this recipe: pass $(knob_key "$1")=... as an argument"; fi ;;
   esac
