@@ -68,7 +68,7 @@ def test_estimator_shaped_advantages_with_verls_entropies(work):
         assert m["mssr/entropy_mean"] == pytest.approx(m["actor/entropy"], rel=1e-2), step
         # from the driver's estimator: 16 rows, 4 distinct per step, every step a first visit
         assert (m["mssr/rho"], m["mssr/first_visit_rows"], m["mssr/prompts_tracked"]) == (0.9, BATCH, BATCH * step)
-        # (a step whose rollouts all score 0 has A = 0: the random model scores in about 1 of 3 runs' steps)
+        # (a step whose rollouts all score 0 has A = 0 and checks only the bounds; the random model often scores 0)
         # first visits: baseline = batch-mean reward, A = (r - mean r) / (std r + 1e-6) per rollout, and
         # shaping A' = A + min(0.4 H, |A| / 2) per token lies in [A, 1.5 A] for A > 0 and in [A, A / 2] for A < 0
         hi, lo = normalised_extremes(m["critic/score/mean"])
