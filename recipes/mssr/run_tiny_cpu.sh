@@ -27,15 +27,11 @@ export MODEL_PATH="$WORK/model" TRAIN_FILES="$WORK/data/train.parquet" VAL_FILES
 export N_GPUS=1 ROLLOUT_TP=1 TRAIN_BATCH=4 MSSR_INIT=first_visit MINI_BATCH=4 MICRO_BATCH=4 LR=1e-3 MAX_PROMPT=32 MAX_RESPONSE=4
 export PROJECT=vade_ci EXPERIMENT=mssr_tiny_cpu
 
-# use_fused_kernels=False: the MSSR recipe turns verl's fused log-prob kernels on (as verl's GPU examples); on
-# this CPU run the actor's fused log-probs then differ from vLLM's by 1.4e-2 (training/rollout_probs_diff_max,
-# measured), against 1e-7 with the plain path, which the vLLM/actor agreement check needs (docs/ci_run.md).
 run() {  # $1 = total_training_steps; the MSSR recipe's overrides first, then the tiny CPU ones
   "${GUARDED[@]}" "$ROOT/recipes/mssr/run_mssr_geo3k.sh" \
     "${TINY_CPU_OVERRIDES[@]}" \
     data.filter_overlong_prompts=True \
     actor_rollout_ref.model.enable_gradient_checkpointing=False \
-    actor_rollout_ref.model.use_fused_kernels=False \
     actor_rollout_ref.rollout.n=1 \
     actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4 \
     +data.mssr.rho=0.9 \
