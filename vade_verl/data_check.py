@@ -243,9 +243,13 @@ def _model_settings(dataset) -> tuple[str, bool] | None:
 
 def check_plugin_dataset(dataset) -> None:
     """:func:`check_verl_dataset` and :func:`check_model_type` for a plug-in's constructor, which verl hands the
-    training dataset before any rollout (``VADESampler``, ``DivaRLHFDataset``, ``MSSRDataset``); other datasets
-    (e.g. the simulator's stand-ins, which have no ``image_key``) are not verl's and are left alone."""
+    training dataset before any rollout (``VADESampler``, ``DivaRLHFDataset``, ``MSSRDataset``). Left alone:
+    datasets that are not verl's (e.g. the simulator's stand-ins, which have no ``image_key``) and datasets built
+    without the model's tokenizer (the dry run's stand-in when the model is not on the machine, and config-level
+    tests), where a missing processor says nothing about the model; verl's ``main_ppo`` always loads both."""
     if not all(hasattr(dataset, name) for name in ("dataframe", "image_key", "prompt_key")):
+        return
+    if getattr(dataset, "tokenizer", None) is None:
         return
     check_verl_dataset(dataset)
     settings = _model_settings(dataset)
