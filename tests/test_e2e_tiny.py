@@ -22,6 +22,7 @@ import pytest
 
 from recipe_run import (
     assert_vllm_rolled_out_with_the_actors_weights,
+    report_run,
     require_vllm_cpu,
     rollout_evidence,
     run_recipe,
@@ -46,6 +47,7 @@ def run(tmp_path_factory):
     out = run_recipe(RECIPE, work, STEPS)
     print(f"recipe wall time: {time.monotonic() - start:.0f} s")
     (work / "recipe.out").write_text(out)
+    report_run("VADE (GRPO + VADESampler)", work)
     return work
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from recipe_run import assert_vllm_rolled_out_with_the_actors_weights, require_vllm_cpu, run_recipe
+from recipe_run import assert_vllm_rolled_out_with_the_actors_weights, report_run, require_vllm_cpu, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "mssr" / "run_tiny_cpu.sh"
@@ -29,6 +29,7 @@ def work(tmp_path_factory):
     require_vllm_cpu()
     work = tmp_path_factory.mktemp("mssr_tiny")
     run_recipe(RECIPE, work, 2)
+    report_run("MSSR (n=1)", work)
     return work
 
 
