@@ -1,4 +1,5 @@
-"""Run a tiny-CPU recipe (verl's real trainer) from an e2e test, in its own process group."""
+"""Run a tiny-CPU recipe (verl's real trainer) from an e2e test, in its own process group; read the
+Hydra overrides of an 8-GPU recipe."""
 
 import importlib.metadata
 import json
@@ -64,8 +65,9 @@ def run_recipe(recipe: Path, work: Path, steps: int) -> str:
     return out
 
 
-def recipe_overrides(recipe: Path, env=None, *extra) -> list:
-    """The Hydra overrides a recipe would pass to the trainer (its ``PRINT_OVERRIDES=1`` mode)."""
+def recipe_calls(recipe: Path, env=None, *extra) -> list:
+    """The Hydra overrides of each trainer call a recipe would make (its ``PRINT_OVERRIDES=1`` mode,
+    which separates calls by an empty line): one list per call, in order."""
     out = subprocess.run(
         ["bash", str(recipe), *extra],
         env={**os.environ, "PRINT_OVERRIDES": "1", **(env or {})},
@@ -73,7 +75,7 @@ def recipe_overrides(recipe: Path, env=None, *extra) -> list:
         text=True,
         check=True,
     )
-    return out.stdout.splitlines()
+    return [block.splitlines() for block in out.stdout.split("\n\n")]
 
 
 # --- reading what verl wrote: file-logger metrics (VERL_FILE_LOGGER_PATH) and rollout dumps (rollout_data_dir)

@@ -191,3 +191,31 @@ def test_each_plugin_refuses_image_rows_for_a_text_model_at_start(tiny, plugin):
             from vade_verl.verl_mssr import MSSRDataset
 
             MSSRDataset(files, tokenizer, config, processor)
+
+
+def test_a_vl_checkpoint_verl_would_take_for_its_text_model(tiny, caplog):
+    """A config.json as save_pretrained writes it (text_config.model_type = qwen2_5_vl_text): transformers 4.x
+    answers the nested model_type, verl patches the model as a text model and, with fused kernels, drops the
+    images. The tiny model's builder removes that key; putting it back must be refused."""
+    import json
+
+    from transformers import AutoConfig
+
+    from vade_verl.data_check import check_model_type
+
+    resaved = tiny / "resaved"
+    shutil.copytree(tiny / "model", resaved)
+    config = json.loads((resaved / "config.json").read_text())
+    config["text_config"]["model_type"] = "qwen2_5_vl_text"
+    (resaved / "config.json").write_text(json.dumps(config))
+    loaded = AutoConfig.from_pretrained(resaved)
+    if loaded.model_type == type(loaded).model_type:
+        pytest.skip("this transformers reads the declared model type (5.x): nothing for verl to miss")
+    check_model_type(str(tiny / "model"), use_fused_kernels=True)  # the builder's config: fine
+    with pytest.raises(DataCheckError, match=r"use_fused_kernels=True the actor would ignore the images.*delete"):
+        check_model_type(str(resaved), use_fused_kernels=True)
+    with pytest.raises(DataCheckError, match="reads model_type 'qwen2_5_vl_text'"):
+        dry_run(overrides(tiny, "actor_rollout_ref.model.use_fused_kernels=True", model="resaved"))
+    with caplog.at_level("WARNING"):
+        check_model_type(str(resaved), use_fused_kernels=False)
+    assert "skips its vision-language patches" in caplog.text

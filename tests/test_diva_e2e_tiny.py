@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from recipe_run import assert_vllm_rolled_out_with_the_actors_weights, read_jsonl, require_vllm_cpu, run_recipe
+from recipe_run import (
+    assert_vllm_rolled_out_with_the_actors_weights,
+    read_jsonl,
+    require_vllm_cpu,
+    run_recipe,
+    step_metrics,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "diva" / "run_diva_tiny_cpu.sh"
@@ -80,4 +86,17 @@ def test_variant_images_reached_vllm_and_the_actor(work):
     included: both received the perturbed pixels (a rotated image, expanded, is also more image tokens)."""
     counts = dataset_state(work, STEPS + 1)["variant_counts"]
     assert counts.get("perturb", 0) > 0, counts
+    assert counts.get("copy", 0) == 0 and counts.get("question_not_in_prompt", 0) == 0, counts
     assert_vllm_rolled_out_with_the_actors_weights(work)
+
+
+@pytest.mark.e2e
+def test_diva_metrics_reached_verls_logger(work):
+    """The estimator found every rollout's task score (recorded from the agent loop's rm_scores), skipped no
+    row of the difficulty update, and updated each step's problems; verl's file logger holds it all."""
+    metrics = step_metrics(work)
+    assert sorted(metrics) == list(range(1, STEPS + 2))
+    for step, data in metrics.items():
+        assert data["diva/task_scores_recorded"] == 1.0, step
+        assert data["diva/difficulty_rows_skipped"] == 0, step
+        assert data["diva/problems_updated"] == len(rollouts_by_problem(work, step)) == BATCH, step

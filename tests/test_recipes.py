@@ -4,8 +4,8 @@ documented knob changes the composed config, unknown and old knobs are refused, 
 The recipes run under bash with ``PYTHON`` set to a shim that records the command line it gets; the
 recorded dry-run commands then run in this process (verl imported once). Knobs are read through
 ``PRINT_OVERRIDES=1`` and the printed overrides composed with the trainer's config (Hydra, ~0.2 s).
-MSSR and DIVA-GRPO rows join ``RECIPES`` (and their own knobs ``PROBES``) when their recipes follow
-docs/recipes.md's conventions.
+The MSSR recipe calls the trainer twice (warm-start pass, then training): the shim records every
+call, and the knobs are read from the last (training) call's overrides.
 """
 
 import os
@@ -26,11 +26,17 @@ from vade_verl.data.rows import make_rows
 ROOT = Path(__file__).resolve().parents[1]
 ON_VERL09 = dryrun.verl_version() >= (0, 8)
 TRAINER = dryrun.default_trainer()
-SHARED = [
-    "MODEL_PATH", "DATA_DIR", "TRAIN_FILES", "VAL_FILES", "TRAIN_BATCH", "ROLLOUT_N", "MINI_BATCH", "MICRO_BATCH",
-    "LR", "KL_COEF", "MAX_PROMPT", "MAX_RESPONSE", "TOTAL_EPOCHS", "N_GPUS", "NNODES", "ROLLOUT_TP", "SAVE_FREQ",
-    "TEST_FREQ", "CKPT_KEEP", "CKPT_DIR", "PROJECT", "EXPERIMENT", "LOGGER",
+COMMON = [
+    "MODEL_PATH", "DATA_DIR", "TRAIN_FILES", "VAL_FILES", "TRAIN_BATCH", "MINI_BATCH", "MICRO_BATCH", "LR",
+    "MAX_PROMPT", "MAX_RESPONSE", "TOTAL_EPOCHS", "N_GPUS", "NNODES", "ROLLOUT_TP", "SAVE_FREQ", "TEST_FREQ",
+    "CKPT_KEEP", "CKPT_DIR", "PROJECT", "EXPERIMENT", "LOGGER",
 ]  # fmt: skip
+SHARED = [*COMMON, "ROLLOUT_N", "KL_COEF"]  # the VADE recipes and baselines
+MSSR_KNOBS = [
+    *COMMON, "KL_COEF", "GRAD_CLIP", "TOTAL_STEPS", "MSSR_ALPHA", "MSSR_KAPPA", "MSSR_ENTROPY", "MSSR_RHO_SCHEDULE",
+    "MSSR_KL_WINDOW", "MSSR_CORRECTNESS", "MSSR_INIT", "MSSR_WARM_DIR",
+]  # fmt: skip
+DIVA_KNOBS = [*COMMON, "ROLLOUT_N", "DIVA_K", "DIVA_NUM_VARIANTS", "DIVA_SEED", "DIVA_SAMPLER"]
 # knob -> (value set in the environment, {config key: value expected there})
 PROBES = {
     "MODEL_PATH": ("/models/probe", {"actor_rollout_ref.model.path": "/models/probe"}),
@@ -57,6 +63,20 @@ PROBES = {
     "EXPERIMENT": ("probe_run", {"trainer.experiment_name": "probe_run"}),
     "LOGGER": ('["console"]', {"trainer.logger": ["console"]}),
     "DAPO_GEN_BATCH": ("256", {"data.gen_batch_size": 256}),
+    "GRAD_CLIP": ("0.7", {"actor_rollout_ref.actor.grad_clip": 0.7}),
+    "TOTAL_STEPS": ("40", {"trainer.total_training_steps": 40}),
+    "MSSR_ALPHA": ("0.3", {"data.mssr.alpha": 0.3}),
+    "MSSR_KAPPA": ("3", {"data.mssr.kappa": 3}),
+    "MSSR_ENTROPY": ("sampled", {"data.mssr.entropy": "sampled"}),
+    "MSSR_RHO_SCHEDULE": ("authors", {"data.mssr.rho_schedule": "authors"}),
+    "MSSR_KL_WINDOW": ("20", {"data.mssr.kl_window": 20}),
+    "MSSR_CORRECTNESS": ("0.5", {"data.mssr.correctness": 0.5}),
+    "MSSR_INIT": ("first_visit", {"data.mssr.init": "first_visit"}),
+    "MSSR_WARM_DIR": ("/warm/probe", {"data.mssr.warm_start_file": "/warm/probe/0.jsonl"}),
+    "DIVA_K": ("0.2", {"algorithm.diva.k": 0.2}),
+    "DIVA_NUM_VARIANTS": ("3", {"data.diva.num_variants": 3}),  # with TRAIN_BATCH=64: 16 problems (tested apart)
+    "DIVA_SEED": ("7", {"data.diva.seed": 7}),
+    "DIVA_SAMPLER": ("vade", {"data.sampler.class_path": "pkg://vade_verl.sampler", "data.sampler.class_name": "VADESampler"}),
 }
 # knobs that pick what runs rather than a config value: tested one by one below
 RUN_KNOBS = {"TRAINER", "PYTHON", "DRY_RUN", "PRINT_OVERRIDES", "VADE_ABLATION", "VERL_RECIPE_ROOT"}
@@ -74,18 +94,25 @@ RECIPES = {
     "grpo": ("baselines/run_qwen2_5_vl_7b_grpo.sh", {}, SHARED, {"data.sampler.vade.enable": False}, TRAINER),
     "gspo": ("baselines/run_qwen2_5_vl_7b_gspo.sh", {}, SHARED, {"data.sampler.vade.enable": False, "actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
     "grpo_dapo": ("baselines/run_qwen2_5_vl_7b_grpo_dapo.sh", {}, [*SHARED, "DAPO_GEN_BATCH"], {"data.gen_batch_size": 384, "data.sampler.class_path": None}, dryrun.DAPO_ENTRY),
+    "mssr": ("mssr/run_mssr_geo3k.sh", {}, MSSR_KNOBS, {"algorithm.adv_estimator": "mssr", "actor_rollout_ref.rollout.n": 1, "data.train_batch_size": 2048, "data.mssr.init": "warm_start"}, TRAINER),
+    "diva": ("diva/run_diva_geo3k.sh", {}, DIVA_KNOBS, {"algorithm.adv_estimator": "diva_grpo", "data.gen_batch_size": 64, "data.train_batch_size": 128, "data.sampler.class_path": None}, TRAINER),
+    "diva_vade": ("diva/run_diva_geo3k.sh", {"DIVA_SAMPLER": "vade"}, [k for k in DIVA_KNOBS if k != "DIVA_SAMPLER"], {"data.sampler.class_name": "VADESampler", "data.gen_batch_size": 64}, TRAINER),
 }  # fmt: skip
+# the sampler each recipe's dry run builds (verl's RandomSampler without data.sampler.class_path)
+SAMPLERS = {rid: "RandomSampler" if rid in ("grpo_dapo", "mssr", "diva") else "VADESampler" for rid in RECIPES}
 EXPECTED_EXPERIMENTS = {
     "grpo_vade_7b": "qwen2_5_vl_7b_grpo_vade", "grpo_vade_3b": "qwen2_5_vl_3b_grpo_vade",
     "gspo_vade_7b": "qwen2_5_vl_7b_gspo_vade", "gspo_vade_3b": "qwen2_5_vl_3b_gspo_vade",
     "ablation_variance": "qwen2_5_vl_7b_grpo_vade_variance", "ablation_greedy": "qwen2_5_vl_7b_grpo_vade_greedy",
     "ablation_no_decay": "qwen2_5_vl_7b_grpo_vade_no_decay", "grpo": "qwen2_5_vl_7b_grpo",
-    "gspo": "qwen2_5_vl_7b_gspo", "grpo_dapo": "qwen2_5_vl_7b_grpo_dapo",
+    "gspo": "qwen2_5_vl_7b_gspo", "grpo_dapo": "qwen2_5_vl_7b_grpo_dapo", "mssr": "mssr_geo3k",
+    "diva": "diva_geo3k", "diva_vade": "diva_geo3k",
 }  # fmt: skip
 DAPO_ON_VERL09 = "the DAPO baseline is pinned to verl-recipe 8f9e7ac, which needs verl 0.7.1"
-SHIM = """#!/usr/bin/env bash
-# Records "$PWD", PYTHONPATH and the arguments (one per line) to $CAPTURE.
-{ echo "$PWD"; echo "${PYTHONPATH:-}"; printf '%s\\n' "$@"; } > "$CAPTURE"
+END_OF_CALL = "--- end of call ---"
+SHIM = f"""#!/usr/bin/env bash
+# Appends "$PWD", PYTHONPATH, the arguments (one per line) and an end-of-call line to $CAPTURE.
+{{ echo "$PWD"; echo "${{PYTHONPATH:-}}"; printf '%s\\n' "$@"; echo "{END_OF_CALL}"; }} >> "$CAPTURE"
 """
 
 
@@ -108,10 +135,11 @@ def bash(name, env, *args, timeout=60):
 
 
 def printed_overrides(rid, **knobs):
+    """The overrides of the recipe's last trainer call (PRINT_OVERRIDES=1 separates calls by an empty line)."""
     name, env, *_ = RECIPES[rid]
     done = bash(name, base_env(rid, **{**env, **knobs}, PRINT_OVERRIDES="1"))
     assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()
+    return done.stdout.split("\n\n")[-1].splitlines()
 
 
 def composed(rid, overrides, tmp_path):
@@ -122,7 +150,13 @@ def composed(rid, overrides, tmp_path):
 
 
 def test_every_recipe_is_covered():
-    on_disk = {str(p.relative_to(ROOT / "recipes")) for d in ("vade", "baselines") for p in (ROOT / "recipes" / d).glob("*.sh")}
+    """Every 8-GPU recipe (the tiny CPU runs are tested by their e2e tests)."""
+    on_disk = {
+        str(p.relative_to(ROOT / "recipes"))
+        for d in ("vade", "baselines", "mssr", "diva")
+        for p in (ROOT / "recipes" / d).glob("run_*.sh")
+        if not p.name.endswith("tiny_cpu.sh")
+    }
     assert on_disk == {name for name, *_ in RECIPES.values()}
 
 
@@ -148,48 +182,57 @@ def shim(tmp_path_factory):
     return path
 
 
-def run_recipe(rid, shim, tmp_path, *extra, dry_run="1", **env):
-    """Run a recipe with the recording shim; returns (completed process, cwd, PYTHONPATH, recorded args)."""
+def run_recipe_calls(rid, shim, tmp_path, *extra, dry_run="1", **env):
+    """Run a recipe with the recording shim; returns (completed process, [(cwd, PYTHONPATH, args) per call])."""
     capture = tmp_path / "capture.txt"
+    capture.unlink(missing_ok=True)
     name, recipe_env, *_ = RECIPES[rid]
     full_env = base_env(rid, **{**recipe_env, **env}, PYTHON=str(shim), CAPTURE=str(capture), DRY_RUN=dry_run)
     done = bash(name, full_env, *extra)
-    if not capture.exists():
-        return done, None, None, None
-    cwd, pythonpath, *args = capture.read_text().splitlines()
-    return done, cwd, pythonpath, args
+    blocks = capture.read_text().split(f"{END_OF_CALL}\n")[:-1] if capture.exists() else []
+    calls = [(cwd, pythonpath, args) for cwd, pythonpath, *args in (b.splitlines() for b in blocks)]
+    return done, calls
+
+
+def run_recipe(rid, shim, tmp_path, *extra, dry_run="1", **env):
+    """(completed process, cwd, PYTHONPATH, args) of the recipe's last call (Nones when none was made)."""
+    done, calls = run_recipe_calls(rid, shim, tmp_path, *extra, dry_run=dry_run, **env)
+    return (done, *calls[-1]) if calls else (done, None, None, None)
 
 
 @pytest.fixture(scope="module")
 def recorded(shim, data_dir, tmp_path_factory):
-    """{recipe id: the dry-run command line it records} with DATA_DIR set to the prepared data."""
+    """{recipe id: the dry-run command lines it records, one per trainer call} with DATA_DIR set to
+    the prepared data (the MSSR recipe: its warm-start pass, then training)."""
     commands = {}
     for rid in RECIPES:
-        done, _, _, args = run_recipe(rid, shim, tmp_path_factory.mktemp("run"), DATA_DIR=str(data_dir))
+        done, calls = run_recipe_calls(rid, shim, tmp_path_factory.mktemp("run"), DATA_DIR=str(data_dir))
         assert done.returncode == 0, done.stderr
-        commands[rid] = args
+        commands[rid] = [args for _, _, args in calls]
     return commands
 
 
 @pytest.mark.parametrize("rid", RECIPES)
 def test_recipe_dry_run_passes(recorded, rid, capsys):
     skip_dapo_on_verl09(rid)
-    args = recorded[rid]
-    assert args[:4] == ["-m", "vade_verl.dryrun", "--trainer", RECIPES[rid][4]]
-    assert dryrun.main(args[2:]) == 0, capsys.readouterr().err
-    out = capsys.readouterr().out
-    assert "composed and validated" in out and "stopped before Ray" in out
-    assert "stand-in" not in out  # built on the prepared train.parquet
-    expected_sampler = "RandomSampler" if rid == "grpo_dapo" else "VADESampler"
-    assert f"sampler {expected_sampler} over 400 rows" in out
+    assert len(recorded[rid]) == (2 if rid == "mssr" else 1)  # MSSR: the warm-start pass, then training
+    for args in recorded[rid]:
+        assert args[:4] == ["-m", "vade_verl.dryrun", "--trainer", RECIPES[rid][4]]
+        assert dryrun.main(args[2:]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert "composed and validated" in out and "stopped before Ray" in out
+        assert "stand-in" not in out  # built on the prepared train.parquet
+        assert f"sampler {SAMPLERS[rid]} over 400 rows" in out
     if rid == "grpo_dapo":
         assert "'enable': True" in out and "data.gen_batch_size=384" in out
+    if rid == "mssr":  # the dump the pass would write is not there: noted, not an error
+        assert "note: data.mssr.warm_start_file" in out and "does not exist here" in out
 
 
 @pytest.mark.parametrize("rid", RECIPES)
 def test_every_knob_changes_the_composed_config(rid, tmp_path):
     """All of a recipe's knobs set at once (DATA_DIR apart: TRAIN_FILES/VAL_FILES override it), each
-    key compared with its probe value; the defaults differ from every probe value."""
+    key compared with its probe value in the (last) trainer call; the defaults differ from every probe value."""
     skip_dapo_on_verl09(rid)
     knobs = RECIPES[rid][2]
     defaults = composed(rid, printed_overrides(rid), tmp_path)
@@ -232,16 +275,17 @@ def knob_key(name):
 
 def test_the_knob_table_is_the_tested_one():
     documented = documented_knobs()
-    read = set(re.findall(r"^knob ([A-Z_0-9]+) ", (ROOT / "recipes/common.sh").read_text(), flags=re.M))
-    read |= set(re.findall(r"^knob ([A-Z_0-9]+) ", (ROOT / "recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh").read_text(), flags=re.M))
+    full = ("common.sh", "vade/run_qwen2_5_vl_7b_grpo_vade.sh", "mssr/run_mssr_geo3k.sh", "diva/run_diva_geo3k.sh")
+    read = {k for f in full for k in re.findall(r"^\s*knob ([A-Z_0-9]+) ", (ROOT / "recipes" / f).read_text(), flags=re.M)}
     read |= {"VADE_ABLATION", "DAPO_GEN_BATCH", "VERL_RECIPE_ROOT"}
-    reserved = {"GRAD_CLIP"}  # a shared name for the MSSR recipe, refused by the others
-    assert set(documented) == read | reserved
-    assert set(documented) - reserved == set(PROBES) | RUN_KNOBS
+    assert set(documented) == read
+    assert set(documented) == set(PROBES) | RUN_KNOBS
     for knob, (_, expected) in PROBES.items():
-        if knob not in ("DATA_DIR", "CKPT_KEEP", "DAPO_GEN_BATCH"):
-            assert knob_key(knob) == documented[knob][0] == next(iter(expected)), knob
-    assert knob_key("GRAD_CLIP") == documented["GRAD_CLIP"][0]
+        if knob != "DATA_DIR":
+            assert documented[knob][:len(expected)] == list(expected), knob
+    for knob in {*SHARED, *MSSR_KNOBS, *DIVA_KNOBS} - {"DATA_DIR"}:  # a shared name is refused with its key
+        method_knob = knob.startswith(("MSSR_", "DIVA_"))
+        assert knob_key(knob) == ("" if method_knob else documented[knob][0]), knob
 
 
 @pytest.mark.parametrize(
@@ -253,6 +297,9 @@ def test_the_knob_table_is_the_tested_one():
         ("N", "5", "knob N: renamed ROLLOUT_N"),
         ("VADE_THRESHOLD", "0.5", "data.sampler.vade.correctness"),
         ("GRAD_CLIP", "0.5", "knob GRAD_CLIP: not read by this recipe: pass actor_rollout_ref.actor.grad_clip=... as an argument"),
+        ("TOTAL_STEPS", "9", "knob TOTAL_STEPS: not read by this recipe: pass trainer.total_training_steps=... as an argument"),
+        ("SAMPLER", "vade", "knob SAMPLER: renamed DIVA_SAMPLER"),
+        ("DIVA_K", "0.2", "knob DIVA_K: not a knob of this recipe"),
         ("MSSR_ALPHA", "0.4", "knob MSSR_ALPHA: not a knob of this recipe"),
         ("VADE_ABLATION", "greedy", "read only by recipes/vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh"),
         ("DAPO_GEN_BATCH", "256", "knob DAPO_GEN_BATCH: not a knob of this recipe"),
@@ -274,7 +321,7 @@ def test_unknown_and_old_knobs_are_refused(knob, value, message):
     ],
 )
 def test_a_misspelled_key_in_a_recipe_fails(recorded, good, typo, capsys):
-    args = recorded["gspo_vade_7b"][2:]
+    args = recorded["gspo_vade_7b"][-1][2:]
     changed = [typo + a[len(good) :] if a.startswith(good) else a for a in args]
     assert changed != args
     assert dryrun.main(changed) == 1
@@ -293,19 +340,19 @@ def test_a_misspelled_key_in_a_recipe_fails(recorded, good, typo, capsys):
     ],
 )
 def test_bad_values_fail(recorded, override, message, capsys):
-    assert dryrun.main([*recorded["gspo_vade_7b"][2:], override]) == 1
+    assert dryrun.main([*recorded["gspo_vade_7b"][-1][2:], override]) == 1
     assert message in capsys.readouterr().err
 
 
 def test_vade_options_without_the_vade_sampler_fail(recorded, capsys):
     if ON_VERL09:
         pytest.skip(DAPO_ON_VERL09)
-    assert dryrun.main([*recorded["grpo_dapo"][2:], "+data.sampler.vade.decay=False"]) == 1
+    assert dryrun.main([*recorded["grpo_dapo"][-1][2:], "+data.sampler.vade.decay=False"]) == 1
     assert "read only by VADESampler" in capsys.readouterr().err
 
 
 def test_missing_data_uses_a_stand_in_and_says_so(recorded, tmp_path, capsys):
-    args = [a for a in recorded["grpo_vade_7b"][2:] if not a.startswith("data.train_files=")]
+    args = [a for a in recorded["grpo_vade_7b"][-1][2:] if not a.startswith("data.train_files=")]
     assert dryrun.main([*args, f"data.train_files={tmp_path}/nowhere.parquet"]) == 0
     assert "stand-in of 256 text rows (not found here" in capsys.readouterr().out
 
@@ -314,7 +361,7 @@ def test_without_dry_run_the_recipes_call_the_trainer_with_the_same_overrides(re
     done, _, _, args = run_recipe("grpo_vade_7b", shim, tmp_path, "trainer.total_epochs=1", dry_run="0", DATA_DIR=str(data_dir))
     assert done.returncode == 0, done.stderr
     assert args[:2] == ["-m", TRAINER]
-    assert args[2:] == [*recorded["grpo_vade_7b"][4:], "trainer.total_epochs=1"]  # "$@" passes through, last
+    assert args[2:] == [*recorded["grpo_vade_7b"][-1][4:], "trainer.total_epochs=1"]  # "$@" passes through, last
 
 
 def test_the_trainer_knob_picks_the_module(shim, tmp_path):
@@ -326,7 +373,7 @@ def test_the_trainer_knob_picks_the_module(shim, tmp_path):
 def test_verl_trainer_on_verl09_is_refused_with_the_fix(recorded, capsys):
     if not ON_VERL09:
         pytest.skip("verl 0.7.1's verl.trainer.main_ppo has data.sampler")
-    assert dryrun.main(["--trainer", dryrun.VERL_ENTRY, *recorded["grpo_vade_7b"][4:]]) == 1
+    assert dryrun.main(["--trainer", dryrun.VERL_ENTRY, *recorded["grpo_vade_7b"][-1][4:]]) == 1
     assert f"TRAINER={dryrun.VERL09_ENTRY}" in capsys.readouterr().err
 
 
@@ -344,7 +391,7 @@ def test_dapo_needs_a_verl_recipe_checkout_and_runs_its_trainer(recorded, shim, 
     done, cwd, pythonpath, args = run_recipe("grpo_dapo", shim, tmp_path, dry_run="0", DATA_DIR=str(data_dir), VERL_RECIPE_ROOT=root)
     assert done.returncode == 0, done.stderr
     assert pythonpath.split(":")[0] == root and args[:2] == ["-m", "dapo.main_dapo"]
-    assert args[2:] == recorded["grpo_dapo"][4:]  # the same overrides as the dry run's
+    assert args[2:] == recorded["grpo_dapo"][-1][4:]  # the same overrides as the dry run's
 
 
 def test_ablation_recipe_refuses_an_unknown_ablation(shim, tmp_path):
@@ -366,7 +413,7 @@ def test_dapo_dry_run_composes_the_recipes_own_config(recorded, tmp_path, monkey
     compose to the same config."""
     root = dapo_checkout()
     monkeypatch.syspath_prepend(root)
-    overrides = recorded["grpo_dapo"][4:]
+    overrides = recorded["grpo_dapo"][-1][4:]
     assert dryrun.main(["--trainer", dryrun.DAPO_ENTRY, *overrides]) == 0, capsys.readouterr().err
     assert "the DAPO recipe's dapo_trainer" in capsys.readouterr().out
     real_dir, real_name, _ = dryrun.trainer_config(dryrun.DAPO_ENTRY, overrides, str(tmp_path))
@@ -382,3 +429,39 @@ def test_one_recipe_end_to_end_in_a_subprocess(data_dir):
     done = bash("vade/run_qwen2_5_vl_3b_grpo_vade.sh", env, "data.trian_files=x", timeout=300)
     assert done.returncode == 1
     assert "dry-run FAILED" in done.stderr and "trian_files" in done.stderr
+
+
+def test_mssr_runs_its_warm_start_pass_then_trains(shim, data_dir, tmp_path):
+    """Without the dump: the pass (training overrides, the recipe's arguments, then the pass's own,
+    written out here from docs/mssr.md), then training; with the dump or first_visit: training only."""
+    warm = tmp_path / "warm"
+    env = {"DATA_DIR": str(data_dir), "MSSR_WARM_DIR": str(warm), "EXPERIMENT": "x"}
+    done, calls = run_recipe_calls("mssr", shim, tmp_path, "trainer.total_epochs=1", dry_run="0", **env)
+    assert done.returncode == 0, done.stderr
+    assert [args[:2] for *_, args in calls] == [["-m", TRAINER]] * 2
+    pass_args, train_args = calls[0][2][2:], calls[1][2][2:]
+    assert train_args[-1] == "trainer.total_epochs=1" and f"+data.mssr.warm_start_file={warm}/0.jsonl" in train_args
+    assert pass_args[: len(train_args)] == train_args
+    assert pass_args[len(train_args) :] == [
+        "trainer.val_only=True", "trainer.val_before_train=True", "trainer.resume_mode=disable",
+        f"data.val_files={data_dir}/train.parquet", "data.validation_shuffle=False", "data.val_max_samples=-1",
+        "actor_rollout_ref.rollout.val_kwargs.do_sample=True", "actor_rollout_ref.rollout.val_kwargs.temperature=1.0",
+        "actor_rollout_ref.rollout.val_kwargs.top_p=1.0", "actor_rollout_ref.rollout.val_kwargs.top_k=-1",
+        "actor_rollout_ref.rollout.val_kwargs.n=1", f"trainer.validation_data_dir={warm}", "trainer.experiment_name=x_warm_start",
+    ]  # fmt: skip
+    warm.mkdir()
+    (warm / "0.jsonl").write_text("")
+    done, calls = run_recipe_calls("mssr", shim, tmp_path, dry_run="0", **env)
+    assert done.returncode == 0 and len(calls) == 1 and calls[0][2][2:] == train_args[:-1]
+    done, calls = run_recipe_calls("mssr", shim, tmp_path, dry_run="0", **{**env, "MSSR_WARM_DIR": str(tmp_path / "none")}, MSSR_INIT="first_visit")
+    assert done.returncode == 0 and len(calls) == 1 and "+data.mssr.init=first_visit" in calls[0][2]
+
+
+def test_a_failed_warm_start_pass_stops_the_mssr_recipe(data_dir, tmp_path):
+    shim = tmp_path / "python"
+    shim.write_text('#!/usr/bin/env bash\necho call >> "$CAPTURE"\nexit 3\n')
+    shim.chmod(0o755)
+    capture = tmp_path / "capture.txt"
+    env = base_env("mssr", PYTHON=str(shim), CAPTURE=str(capture), DATA_DIR=str(data_dir), MSSR_WARM_DIR=str(tmp_path / "w"))
+    done = bash("mssr/run_mssr_geo3k.sh", env)
+    assert done.returncode == 3 and capture.read_text() == "call\n"

@@ -23,6 +23,10 @@ Each check stops a mistake that verl 0.7.1 only meets minutes later, inside the 
   prompts to that length but never truncates them (``experimental/agent_loop/agent_loop.py:595``). Here the
   images are measured, and an overlong row is an error, whether or not ``data.filter_overlong_prompts`` is on.
 
+- a Qwen2-VL / Qwen2.5-VL checkpoint that verl takes for its text model (``text_config.model_type`` in a
+  re-saved ``config.json``, read first by transformers 4.x): with ``use_fused_kernels=True`` the actor then
+  computes its log-probs without the images (:func:`check_model_type`).
+
 :func:`check_rows` is the pure part (no verl import) and raises :class:`DataCheckError` naming the config key
 and the row; :func:`check_verl_dataset` runs it on a verl dataset (cheap: no image is decoded), for any
 plug-in that receives the dataset at start; :func:`check_data` is the adapter the dry run calls
@@ -33,12 +37,15 @@ the configured dataset class and measures every prompt with the model's processo
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 IMAGE_PLACEHOLDER = "<image>"
+
+logger = logging.getLogger(__name__)
 
 
 class DataCheckError(ValueError):
@@ -187,12 +194,67 @@ def check_verl_dataset(dataset, model_path: str = "", max_rows: int = 1024) -> i
     )
 
 
+def check_model_type(model_path: str, use_fused_kernels: bool) -> None:
+    """The model type verl sees must be the checkpoint's own.
+
+    verl 0.7.1 picks its model patches by ``model.config.model_type`` (``models/transformers/monkey_patch.py:255``
+    and ``:352``). transformers 4.x's Qwen2-VL / Qwen2.5-VL configs answer an attribute from their nested
+    ``text_config`` first (4.57.1 ``configuration_qwen2_5_vl.py:351-357``), and ``save_pretrained`` writes
+    ``text_config.model_type = "qwen2_5_vl_text"``: a re-saved checkpoint (an SFT or merged model, verl's own
+    HF export) then reads as the text model. verl skips its vision-language patches, and with
+    ``use_fused_kernels=True`` installs the text-only fused forward, whose ``**loss_kwargs`` swallow
+    ``pixel_values`` (``models/transformers/dense_common.py:86-90``): the actor's log-probs are computed
+    without the images, silently (measured on the tiny Qwen2.5-VL: 2e-2 off, equal to no image at all). That
+    case is an error; without fused kernels a warning, since verl's other VL patches are skipped too.
+    """
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    declared = type(config).model_type
+    if config.model_type == declared:
+        return
+    what = (
+        f"actor_rollout_ref.model.path={model_path}: verl reads model_type {config.model_type!r} for this "
+        f"{declared!r} checkpoint (its config.json has text_config.model_type, which transformers 4.x answers "
+        "first) and skips its vision-language patches"
+    )
+    fix = f'delete "model_type" from "text_config" in {os.path.join(model_path, "config.json")}'
+    if use_fused_kernels:
+        raise DataCheckError(
+            f"{what}; with actor_rollout_ref.model.use_fused_kernels=True the actor would ignore the images. {fix}, "
+            "or set actor_rollout_ref.model.use_fused_kernels=False"
+        )
+    logger.warning("%s. %s", what, fix)
+
+
+def _model_settings(dataset) -> tuple[str, bool] | None:
+    """(local model path, use_fused_kernels) of the run whose ``data`` node the dataset holds, if readable."""
+    from omegaconf import DictConfig, OmegaConf
+
+    config = getattr(dataset, "config", None)
+    if not isinstance(config, DictConfig):
+        return None
+    root = config._get_root()
+    path = OmegaConf.select(root, "actor_rollout_ref.model.path", default=None)
+    if not path or not os.path.isdir(os.path.expanduser(str(path))):
+        return None  # a hub id or a remote path: verl copies it later; the dry run checks the local folder
+    return os.path.expanduser(str(path)), bool(OmegaConf.select(root, "actor_rollout_ref.model.use_fused_kernels", default=False))
+
+
 def check_plugin_dataset(dataset) -> None:
-    """:func:`check_verl_dataset` for a plug-in's constructor, which verl hands the training dataset before any
-    rollout (``VADESampler``, ``DivaRLHFDataset``, ``MSSRDataset``); other datasets (e.g. the simulator's
-    stand-ins, which have no ``image_key``) are not verl's and are left alone."""
-    if all(hasattr(dataset, name) for name in ("dataframe", "image_key", "prompt_key")):
-        check_verl_dataset(dataset)
+    """:func:`check_verl_dataset` and :func:`check_model_type` for a plug-in's constructor, which verl hands the
+    training dataset before any rollout (``VADESampler``, ``DivaRLHFDataset``, ``MSSRDataset``). Left alone:
+    datasets that are not verl's (e.g. the simulator's stand-ins, which have no ``image_key``) and datasets built
+    without the model's tokenizer (the dry run's stand-in when the model is not on the machine, and config-level
+    tests), where a missing processor says nothing about the model; verl's ``main_ppo`` always loads both."""
+    if not all(hasattr(dataset, name) for name in ("dataframe", "image_key", "prompt_key")):
+        return
+    if getattr(dataset, "tokenizer", None) is None:
+        return
+    check_verl_dataset(dataset)
+    settings = _model_settings(dataset)
+    if settings is not None:
+        check_model_type(*settings)
 
 
 def check_data(config, max_rows: int = 256) -> list[str]:
@@ -214,6 +276,7 @@ def check_data(config, max_rows: int = 256) -> list[str]:
     except ImportError:
         from verl.trainer.ppo.utils import create_rl_dataset  # verl 0.9
 
+    check_model_type(model_path, bool(config.actor_rollout_ref.model.get("use_fused_kernels", False)))
     tokenizer, processor = load_tokenizer_and_processor(model_path, config.data.get("trust_remote_code", False))
     data_config = copy.deepcopy(config.data)
     data_config.filter_overlong_prompts = False

@@ -33,8 +33,10 @@ reason (exit 1):
    column, images verl cannot open, and prompts over ``data.max_prompt_length`` once images are tokens
    fail here, naming the key and the row; the report gives the prompt lengths.
 
-Nothing starts Ray or loads a model; a local model path or reward-function file that does not
-exist here is reported, not an error (the dry run is meant for a laptop without them).
+Nothing starts Ray or loads a model; a local model path, reward-function file or MSSR warm-start
+dump (``data.mssr.warm_start_file``, written by the recipe's warm-start pass and read at the first
+training step) that does not exist here is reported, not an error (the dry run is meant for a laptop
+without them).
 """
 
 from __future__ import annotations
@@ -274,6 +276,11 @@ def notes_on_local_paths(config) -> list[str]:
     )
     if reward_fn and not str(reward_fn).startswith("pkg://") and not os.path.exists(os.path.expanduser(str(reward_fn))):
         notes.append(f"reward function file {reward_fn} does not exist here")
+    warm_start = OmegaConf.select(config, "data.mssr.warm_start_file")
+    if OmegaConf.select(config, "data.mssr.init", default="warm_start") == "warm_start" and warm_start:
+        if not os.path.exists(os.path.expanduser(str(warm_start))):
+            notes.append(f"data.mssr.warm_start_file {warm_start} does not exist here (the warm-start pass writes it; "
+                         "the training run reads it at its first step)")
     return notes
 
 

@@ -1,115 +1,131 @@
 #!/usr/bin/env bash
-# DIVA-GRPO (arXiv 2603.01106) on geometry3k with verl 0.7.1's own trainer: per-problem difficulty
-# tracking, one difficulty-matched variant per problem in every batch (vade_verl.verl_diva.DivaRLHFDataset),
-# the uid -> problem record in the driver (DivaAgentLoopManager) and the local+global difficulty-weighted
-# advantage (algorithm.adv_estimator=diva_grpo). See docs/diva.md.
-# Paper settings: Qwen2.5-VL-7B-Instruct, lr 1e-6, 5 rollouts per prompt, batch 128, 1 variant, KL off.
-# Like the authors' EasyR1 run (rollout_batch_size=128, global_batch_size=128, Variant_Num=1), a step
-# holds BATCH problems plus their variants, i.e. BATCH*(1+NUM_VARIANTS) prompts, and the actor takes
-# one optimizer step per MINI_BATCH prompts (2 per training step by default).
-#
-#   recipes/diva/run_diva_geo3k.sh [extra hydra overrides ...]
-#
-# Data: verl's examples/data_preprocess/geo3k.py writes $DATA_DIR/{train,test}.parquet. Optional columns
-# (top level or in extra_info): "difficulty" (start difficulty 1..9), "solution" (reference solution,
-# one step per line: hint variants), "paraphrase" (a reworded question: D = 0 variants).
-# Env knobs (defaults in brackets):
-#   MODEL_PATH [Qwen/Qwen2.5-VL-7B-Instruct]  DATA_DIR [$HOME/data/geo3k]  TRAIN_FILES, VAL_FILES
-#   N_GPUS [8]  NNODES [1]  TP [2]  ROLLOUT [vllm]  N [5]  BATCH [128]  MINI_BATCH [128]  MICRO_BATCH [4]
-#   LR [1e-6]  EPOCHS [15]  MAX_PROMPT [2048]  MAX_RESPONSE [2048]
-#   NUM_VARIANTS [1]  DIVA_K [0.1]  DIVA_DAMPING [False]  DIVA_SEED [0]
-#   SAMPLER [default]: "vade" adds VADE's Thompson-sampling sampler (DIVA advantage + VADE sampler).
-#   PROJECT [vade_diva]  EXPERIMENT [diva_geo3k]  PYTHON [python3]
-#   PRINT_OVERRIDES=1: print the Hydra overrides, one per line, and exit (used by the tests).
-#   DRY_RUN=1: compose and validate the full config, build the sampler on CPU, exit (no Ray, no model).
+# DIVA-GRPO (arXiv 2603.01106) on Qwen2.5-VL-7B-Instruct, one node of 8 GPUs, geometry3k: a difficulty
+# per problem, one difficulty-matched variant of every problem in each batch, the local + global
+# difficulty-weighted advantage in the authors' order (docs/diva.md).
+#   python -m vade_verl.data.geo3k --out ~/data/geo3k                 # data: train/test parquet
+#   python -m vade_verl.data.diva_prep --input ~/data/geo3k/train.parquet \
+#       --output ~/data/geo3k/train_diva.parquet --model Qwen/Qwen2.5-VL-7B-Instruct   # optional, once:
+#       # paraphrases and hint steps; the recipe trains on train_diva.parquet when it is there
+#   DRY_RUN=1 bash recipes/diva/run_diva_geo3k.sh                     # check the config on CPU
+#   bash recipes/diva/run_diva_geo3k.sh [hydra overrides]             # train; overrides go last
+#   DIVA_SAMPLER=vade bash recipes/diva/run_diva_geo3k.sh             # VADE chooses the problems
+# Reproduced: the method with the authors' settings (Siaaaaaa1/DIVA_GRPO_release, examples/config.yaml
+# and examples/main_exp/ZSCORENORM_WAN_RRBLOCAL_RRBGLOBAL_5000_k=0.1.sh: 64 problems + 64 variants per
+# step, one optimizer step, n = 5, KL off, k = 0.1, damping on). Not reproduced: their training set and
+# 5 epochs (here geometry3k, epochs as the VADE recipe), their paraphrases (a hosted Qwen-VL-max; here
+# vade_verl.data.diva_prep with a local model), their dynamic micro-batching and image pixel bounds,
+# their scores.
+# Knobs (environment): the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; others are refused. Labels:
+# verl = verl's examples/grpo_trainer/run_qwen2_5_vl-7b.sh; paper = the DIVA-GRPO paper; authors = their
+# released code (docs/diva.md's table); ours = our choice.
 set -euo pipefail
+source "$(dirname "$0")/../common.sh"
 
-MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-VL-7B-Instruct}"
-DATA_DIR="${DATA_DIR:-$HOME/data/geo3k}"
-TRAIN_FILES="${TRAIN_FILES:-$DATA_DIR/train.parquet}"
-VAL_FILES="${VAL_FILES:-$DATA_DIR/test.parquet}"
-N_GPUS="${N_GPUS:-8}"
-NNODES="${NNODES:-1}"
-TP="${TP:-2}"
-ROLLOUT="${ROLLOUT:-vllm}"
-N="${N:-5}"
-BATCH="${BATCH:-128}"
-MINI_BATCH="${MINI_BATCH:-128}"
-MICRO_BATCH="${MICRO_BATCH:-4}"
-LR="${LR:-1e-6}"
-EPOCHS="${EPOCHS:-15}"
-MAX_PROMPT="${MAX_PROMPT:-2048}"
-MAX_RESPONSE="${MAX_RESPONSE:-2048}"
-NUM_VARIANTS="${NUM_VARIANTS:-1}"
-DIVA_K="${DIVA_K:-0.1}"
-DIVA_DAMPING="${DIVA_DAMPING:-False}"
-DIVA_SEED="${DIVA_SEED:-0}"
-SAMPLER="${SAMPLER:-default}"
-PROJECT="${PROJECT:-vade_diva}"
-EXPERIMENT="${EXPERIMENT:-diva_geo3k}"
-PYTHON="${PYTHON:-python3}"
+knob MODEL_PATH Qwen/Qwen2.5-VL-7B-Instruct  # paper
+knob DATA_DIR "$HOME/data/geo3k"
+if [ -f "$DATA_DIR/train_diva.parquet" ]; then
+  knob TRAIN_FILES "$DATA_DIR/train_diva.parquet"  # geo3k + paraphrase and solution columns (diva_prep)
+else
+  knob TRAIN_FILES "$DATA_DIR/train.parquet"       # geo3k alone: no D = 0 paraphrases, no hints
+fi
+knob VAL_FILES "$DATA_DIR/test.parquet"      # or the VADE paper's eval sets (docs/recipes.md)
+knob TRAIN_BATCH 128     # authors: rollout_batch_size, prompts per step (problems + their variants)
+knob DIVA_NUM_VARIANTS 1 # authors: Variant_Num
+knob ROLLOUT_N 5         # paper
+knob MINI_BATCH 128      # authors: global_batch_size, one actor update per step
+knob MICRO_BATCH 4       # ours: MSSR's authors' at the same lengths (DIVA's: 1, dynamic batching)
+knob LR 1e-6             # paper
+knob MAX_PROMPT 2048     # authors
+knob MAX_RESPONSE 4096   # authors
+knob TOTAL_EPOCHS 15     # verl, as the VADE recipe (authors: 5 epochs of their own set)
+knob N_GPUS 8            # authors
+knob NNODES 1            # authors
+knob ROLLOUT_TP 2        # verl (authors too): vLLM tensor parallel size
+knob SAVE_FREQ 20        # verl, as the VADE recipe
+knob TEST_FREQ 5         # verl, as the VADE recipe (authors: 10)
+knob CKPT_KEEP 2         # ours: ~100 GB per 7B checkpoint (model + Adam states); verl keeps all
+knob PROJECT vade_verl
+knob EXPERIMENT diva_geo3k
+knob CKPT_DIR "checkpoints/$PROJECT/$EXPERIMENT"  # verl's default
+knob LOGGER '["console","wandb"]'                 # verl
+knob TRAINER verl.trainer.main_ppo  # verl 0.7.1 (DIVA-GRPO is tested there; docs/diva.md)
+knob DIVA_K 0.1          # paper: weight exp(k * dd * sign(A))
+knob DIVA_SEED 0         # ours: variant draws
+knob DIVA_SAMPLER random # ours: verl's random sampler; vade = VADE chooses the problems
+check_knobs
 
-SAMPLER_ARGS=()
-case "$SAMPLER" in
-  default) ;;
-  vade) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.sampler data.sampler.class_name=VADESampler) ;;
-  *) echo "SAMPLER must be 'default' or 'vade', got '$SAMPLER'" >&2; exit 2 ;;
+# The loader takes the problems, the dataset adds DIVA_NUM_VARIANTS variants of each: TRAIN_BATCH prompts.
+PROBLEMS=$((TRAIN_BATCH / (1 + DIVA_NUM_VARIANTS)))  # authors: 128 / (1 + 1) = 64
+if [ $((PROBLEMS * (1 + DIVA_NUM_VARIANTS))) != "$TRAIN_BATCH" ]; then
+  echo "$(basename "$0"): TRAIN_BATCH=$TRAIN_BATCH (prompts per step) must be a multiple of 1 + DIVA_NUM_VARIANTS" >&2
+  exit 2
+fi
+case "$DIVA_SAMPLER" in
+  random) SAMPLER_PATH=null SAMPLER_NAME=null ;;
+  vade) SAMPLER_PATH=pkg://vade_verl.sampler SAMPLER_NAME=VADESampler ;;
+  *) echo "$(basename "$0"): set DIVA_SAMPLER to random or vade (got '$DIVA_SAMPLER')" >&2; exit 2 ;;
 esac
 
-# No VERL_USE_EXTERNAL_MODULES needed: verl loads data.custom_cls and the agent loop manager class in the
-# driver (TaskRunner), and that import registers the diva_grpo estimator where compute_advantage runs.
 OVERRIDES=(
-  algorithm.adv_estimator=diva_grpo
-  algorithm.norm_adv_by_std_in_grpo=True
-  algorithm.use_kl_in_reward=False
-  +algorithm.diva.k="$DIVA_K"
-  +algorithm.diva.low_reward_damping="$DIVA_DAMPING"
+  algorithm.adv_estimator=diva_grpo                             # paper (registered by vade_verl.verl_diva)
+  algorithm.norm_adv_by_std_in_grpo=True                        # paper: z-scores
+  algorithm.use_kl_in_reward=False                              # authors: KL off
+  +algorithm.diva.k="$DIVA_K"                                   # (order=authors, damping on: defaults)
   data.train_files="$TRAIN_FILES"
   data.val_files="$VAL_FILES"
-  data.train_batch_size="$BATCH"
+  data.train_batch_size="$TRAIN_BATCH"
+  +data.gen_batch_size="$PROBLEMS"                              # authors: the loader's batch, in problems
   data.max_prompt_length="$MAX_PROMPT"
   data.max_response_length="$MAX_RESPONSE"
-  data.filter_overlong_prompts=True
-  data.truncation=error
-  data.image_key=images
-  data.dataloader_num_workers=0
-  data.custom_cls.path=pkg://vade_verl.verl_diva
-  data.custom_cls.name=DivaRLHFDataset
-  +data.diva.num_variants="$NUM_VARIANTS"
+  data.filter_overlong_prompts=True                             # verl (authors too)
+  data.truncation=error                                         # verl
+  data.image_key=images                                         # verl
+  data.custom_cls.path=pkg://vade_verl.verl_diva                # paper: variants join the batch, drawn
+  data.custom_cls.name=DivaRLHFDataset                          # by the dataset (docs/diva.md)
+  data.dataloader_num_workers=0                                 # DIVA: variants from the live difficulties
+  +data.diva.num_variants="$DIVA_NUM_VARIANTS"
   +data.diva.seed="$DIVA_SEED"
-  "${SAMPLER_ARGS[@]}"
+  data.sampler.class_path="$SAMPLER_PATH"                       # DIVA_SAMPLER
+  data.sampler.class_name="$SAMPLER_NAME"
   actor_rollout_ref.model.path="$MODEL_PATH"
-  actor_rollout_ref.model.use_remove_padding=True
-  actor_rollout_ref.model.enable_gradient_checkpointing=True
+  actor_rollout_ref.model.use_remove_padding=True               # verl (authors: padding_free)
+  actor_rollout_ref.model.use_fused_kernels=True                # verl: no full [tokens x vocab] logits
+  actor_rollout_ref.model.enable_gradient_checkpointing=True    # verl (authors too)
   actor_rollout_ref.actor.optim.lr="$LR"
   actor_rollout_ref.actor.ppo_mini_batch_size="$MINI_BATCH"
   actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="$MICRO_BATCH"
-  actor_rollout_ref.actor.use_kl_loss=False
-  actor_rollout_ref.actor.entropy_coeff=0
-  actor_rollout_ref.actor.fsdp_config.param_offload=False
-  actor_rollout_ref.actor.fsdp_config.optimizer_offload=False
-  actor_rollout_ref.rollout.name="$ROLLOUT"
-  actor_rollout_ref.rollout.n="$N"
-  actor_rollout_ref.rollout.tensor_model_parallel_size="$TP"
-  actor_rollout_ref.rollout.gpu_memory_utilization=0.6
-  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH"
-  +actor_rollout_ref.rollout.agent.agent_loop_manager_class=vade_verl.verl_diva.DivaAgentLoopManager
-  trainer.critic_warmup=0
-  trainer.logger='["console","wandb"]'
+  actor_rollout_ref.actor.use_kl_loss=False                     # authors: KL off (no reference model)
+  actor_rollout_ref.actor.entropy_coeff=0                       # verl
+  actor_rollout_ref.actor.fsdp_config.param_offload=False       # verl (authors offload; not measured here)
+  actor_rollout_ref.actor.fsdp_config.optimizer_offload=False   # verl
+  actor_rollout_ref.rollout.name=vllm                           # verl (authors too)
+  actor_rollout_ref.rollout.n="$ROLLOUT_N"
+  actor_rollout_ref.rollout.temperature=1.0                     # authors
+  actor_rollout_ref.rollout.tensor_model_parallel_size="$ROLLOUT_TP"
+  actor_rollout_ref.rollout.gpu_memory_utilization=0.6          # verl (authors too)
+  actor_rollout_ref.rollout.free_cache_engine=True              # verl: vLLM frees its memory for the actor pass
+  actor_rollout_ref.rollout.enable_chunked_prefill=False        # verl (authors too)
+  actor_rollout_ref.rollout.enforce_eager=False                 # verl (authors too): CUDA graphs
+  +actor_rollout_ref.rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache=True  # verl
+  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16  # ours: MSSR's authors' at the same lengths
+  +actor_rollout_ref.rollout.agent.agent_loop_manager_class=vade_verl.verl_diva.DivaAgentLoopManager  # DIVA: uid -> problem
+  actor_rollout_ref.rollout.val_kwargs.do_sample=True           # authors: validation sampled at
+  actor_rollout_ref.rollout.val_kwargs.temperature=0.6          # T = 0.6, top-p 0.95, once
+  actor_rollout_ref.rollout.val_kwargs.top_p=0.95
+  actor_rollout_ref.rollout.val_kwargs.n=1
+  reward.custom_reward_function.path=pkg://vade_verl.data.eval_sets  # ours: geo3k's grader, also for the
+  reward.custom_reward_function.name=compute_score                   # eval sets; else verl's default
+  trainer.critic_warmup=0                                       # verl
+  trainer.logger="$LOGGER"
   trainer.project_name="$PROJECT"
   trainer.experiment_name="$EXPERIMENT"
+  trainer.default_local_dir="$CKPT_DIR"
   trainer.n_gpus_per_node="$N_GPUS"
   trainer.nnodes="$NNODES"
-  trainer.save_freq=20
-  trainer.test_freq=5
-  trainer.total_epochs="$EPOCHS"
+  trainer.save_freq="$SAVE_FREQ"
+  trainer.test_freq="$TEST_FREQ"
+  trainer.max_actor_ckpt_to_keep="$CKPT_KEEP"
+  trainer.max_critic_ckpt_to_keep="$CKPT_KEEP"
+  trainer.total_epochs="$TOTAL_EPOCHS"
 )
-
-if [ "${PRINT_OVERRIDES:-0}" = 1 ]; then
-  printf '%s\n' "${OVERRIDES[@]}" "$@"
-  exit 0
-fi
-if [ "${DRY_RUN:-0}" = 1 ]; then  # compose + validate the full config, build the sampler, exit (docs/recipes.md)
-  exec "$PYTHON" -m vade_verl.dryrun "${OVERRIDES[@]}" "$@"
-fi
-exec "$PYTHON" -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"
+run_verl "$TRAINER" "${OVERRIDES[@]}" "$@"

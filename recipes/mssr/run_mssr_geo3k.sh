@@ -1,117 +1,154 @@
 #!/usr/bin/env bash
-# MSSR (arXiv 2512.18215) on geometry3k with verl 0.7.1's own trainer: one rollout per prompt, a tracked
-# per-prompt Beta baseline (vade_verl.verl_mssr.MSSRDataset) and entropy-shaped advantages (loss_mode=mssr).
-# Paper settings: n=1, temperature 1.0, low-variance KL loss coef 0.01, lr 1e-6, grad clip 0.5, batch 128.
-#
-#   recipes/mssr/run_mssr_geo3k.sh [extra hydra overrides ...]
-#
-# Data: verl's examples/data_preprocess/geo3k.py writes $DATA_DIR/{train,test}.parquet (rows carry
-# extra_info.index). Env knobs (defaults in brackets):
-#   MODEL_PATH [Qwen/Qwen2.5-VL-7B-Instruct]  DATA_DIR [$HOME/data/geo3k]  TRAIN_FILES, VAL_FILES
-#   N_GPUS [8]  NNODES [1]  TP [2]  ROLLOUT [vllm]  BATCH [128]  MINI_BATCH [128]  MICRO_BATCH [4]
-#   LR [1e-6]  KL_COEF [0.01]  GRAD_CLIP [0.5]  EPOCHS [15]  MAX_PROMPT [1024]  MAX_RESPONSE [2048]
-#   MSSR_ALPHA [0.4]  MSSR_KAPPA [2]  MSSR_ENTROPY [sampled]           (worker side, entropy shaping)
-#   MSSR_RHO_MIN [0.875]  MSSR_RHO_MAX [0.96]  MSSR_TARGET_KL [0.01]  MSSR_KL_WINDOW [20]  (baseline)
-#   PROJECT [vade_mssr]  EXPERIMENT [mssr_geo3k]  PYTHON [python3]
-#   PRINT_OVERRIDES=1: print the Hydra overrides, one per line, and exit (used by the tests).
-#   DRY_RUN=1: compose and validate the full config, build the sampler on CPU, exit (no Ray, no model).
+# MSSR (arXiv 2512.18215) on Qwen2.5-VL-7B-Instruct, one node of 8 GPUs, geometry3k: one rollout per
+# prompt, a tracked per-prompt Beta baseline warm-started by a pass of the initial policy over the
+# training set, entropy-shaped advantages (docs/mssr.md). Two verl runs: the warm-start pass (verl's
+# validation over the training rows, dumped to $MSSR_WARM_DIR/0.jsonl; skipped when that file exists
+# or with MSSR_INIT=first_visit), then training, which starts every baseline from the dump.
+#   python -m vade_verl.data.geo3k --out ~/data/geo3k               # data: train/test parquet
+#   DRY_RUN=1 bash recipes/mssr/run_mssr_geo3k.sh                   # check both runs' configs on CPU
+#   bash recipes/mssr/run_mssr_geo3k.sh [hydra overrides]           # pass + train; overrides go last
+# Reproduced: the method with the authors' settings (ruiiu/MSSR examples/7b_mssr.sh on
+# config_mssr.yaml: warm start, batch layout, clip, KL, schedule of 150 steps). Not reproduced: their
+# training set (Vision-R1-rl; here geometry3k: 2101 rows, 1 step of 2048 per epoch), their reward (1
+# for a right \boxed{} answer; here geo3k's 0.9 x answer + 0.1 x format, counted correct when > 0.5),
+# their image pixel bounds and actor offload, their scores.
+# Knobs (environment): the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; others are refused. Labels:
+# verl = verl's examples/grpo_trainer/run_qwen2_5_vl-7b.sh; paper = the MSSR paper; authors = their
+# code (docs/mssr.md's tables); ours = our choice.
 set -euo pipefail
+source "$(dirname "$0")/../common.sh"
 
-MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-VL-7B-Instruct}"
-DATA_DIR="${DATA_DIR:-$HOME/data/geo3k}"
-TRAIN_FILES="${TRAIN_FILES:-$DATA_DIR/train.parquet}"
-VAL_FILES="${VAL_FILES:-$DATA_DIR/test.parquet}"
-N_GPUS="${N_GPUS:-8}"
-NNODES="${NNODES:-1}"
-TP="${TP:-2}"
-ROLLOUT="${ROLLOUT:-vllm}"
-BATCH="${BATCH:-128}"
-MINI_BATCH="${MINI_BATCH:-128}"
-MICRO_BATCH="${MICRO_BATCH:-4}"
-LR="${LR:-1e-6}"
-KL_COEF="${KL_COEF:-0.01}"
-GRAD_CLIP="${GRAD_CLIP:-0.5}"
-EPOCHS="${EPOCHS:-15}"
-MAX_PROMPT="${MAX_PROMPT:-1024}"
-MAX_RESPONSE="${MAX_RESPONSE:-2048}"
-MSSR_ALPHA="${MSSR_ALPHA:-0.4}"
-MSSR_KAPPA="${MSSR_KAPPA:-2}"
-MSSR_ENTROPY="${MSSR_ENTROPY:-sampled}"
-MSSR_RHO_MIN="${MSSR_RHO_MIN:-0.875}"
-MSSR_RHO_MAX="${MSSR_RHO_MAX:-0.96}"
-MSSR_TARGET_KL="${MSSR_TARGET_KL:-0.01}"
-MSSR_KL_WINDOW="${MSSR_KL_WINDOW:-20}"
-PROJECT="${PROJECT:-vade_mssr}"
-EXPERIMENT="${EXPERIMENT:-mssr_geo3k}"
-PYTHON="${PYTHON:-python3}"
-
-# `import verl` imports the registrations in every process (TaskRunner and the actor workers); the
-# shaping settings reach the workers' policy loss the same way, through Ray's runtime_env (whose env_vars
-# must be strings: hence the quotes).
-export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:-vade_verl.verl_mssr}"
-export VADE_MSSR_ALPHA="$MSSR_ALPHA" VADE_MSSR_KAPPA="$MSSR_KAPPA" VADE_MSSR_ENTROPY="$MSSR_ENTROPY"
+knob MODEL_PATH Qwen/Qwen2.5-VL-7B-Instruct  # authors
+knob DATA_DIR "$HOME/data/geo3k"
+knob TRAIN_FILES "$DATA_DIR/train.parquet"
+knob VAL_FILES "$DATA_DIR/test.parquet"      # or the VADE paper's eval sets (docs/recipes.md)
+knob TRAIN_BATCH 2048    # authors: rollout_batch_size (geo3k: drop_last leaves 1 step per epoch)
+knob MINI_BATCH 128      # authors: global_batch_size, 16 actor updates per step
+knob MICRO_BATCH 4       # authors: micro_batch_size_per_device_for_update
+knob LR 1e-6             # paper
+knob KL_COEF 0.01        # paper
+knob GRAD_CLIP 0.5       # paper
+knob MAX_PROMPT 2048     # authors
+knob MAX_RESPONSE 4096   # authors
+knob TOTAL_STEPS 150     # authors: max_steps
+knob TOTAL_EPOCHS "$TOTAL_STEPS"  # ours: an epoch has at least one step, so TOTAL_STEPS ends the run
+knob N_GPUS 8            # authors
+knob NNODES 1            # authors
+knob ROLLOUT_TP 1        # authors: vLLM tensor parallel size
+knob SAVE_FREQ 5         # authors
+knob TEST_FREQ 5         # authors
+knob CKPT_KEEP 2         # ours: ~100 GB per 7B checkpoint (model + Adam states); authors keep 3, verl all
+knob PROJECT vade_verl
+knob EXPERIMENT mssr_geo3k
+knob CKPT_DIR "checkpoints/$PROJECT/$EXPERIMENT"  # verl's default
+knob LOGGER '["console","wandb"]'                 # verl (authors too)
+knob TRAINER verl.trainer.main_ppo  # verl 0.7.1 (MSSR is tested there; docs/mssr.md)
+knob MSSR_ALPHA 0.4             # paper: shaping weight (0: no shaping, the paper's MVSR)
+knob MSSR_KAPPA 2               # paper: bonus cap |A| / kappa
+knob MSSR_ENTROPY full_vocab    # paper: full-vocabulary entropy; sampled = the authors' -p log p
+knob MSSR_RHO_SCHEDULE continuous  # ours (docs/mssr.md); authors = their rule exactly
+knob MSSR_KL_WINDOW 10          # authors: the window their tracker uses
+knob MSSR_CORRECTNESS auto      # authors: a reward counts as correct when > 0.5
+knob MSSR_INIT warm_start       # authors: mvsr_run_initialization; first_visit skips the pass
+knob MSSR_WARM_DIR "$CKPT_DIR/mssr_warm_start"  # ours: the pass's dump; delete it after changing the model
+check_knobs
 
 OVERRIDES=(
-  algorithm.adv_estimator=mssr
-  algorithm.norm_adv_by_std_in_grpo=True
-  algorithm.use_kl_in_reward=False
+  algorithm.adv_estimator=mssr                                  # paper (registered by vade_verl.verl_mssr)
+  algorithm.norm_adv_by_std_in_grpo=True                        # paper: batch-normalised r - v
+  algorithm.use_kl_in_reward=False                              # paper: KL as a loss term only
   data.train_files="$TRAIN_FILES"
   data.val_files="$VAL_FILES"
-  data.train_batch_size="$BATCH"
+  data.train_batch_size="$TRAIN_BATCH"
   data.max_prompt_length="$MAX_PROMPT"
   data.max_response_length="$MAX_RESPONSE"
-  data.filter_overlong_prompts=True
-  data.truncation=error
-  data.image_key=images
-  data.dataloader_num_workers=0
-  data.custom_cls.path=pkg://vade_verl.verl_mssr
-  data.custom_cls.name=MSSRDataset
-  +data.mssr.rho_min="$MSSR_RHO_MIN"
-  +data.mssr.rho_max="$MSSR_RHO_MAX"
-  +data.mssr.target_kl="$MSSR_TARGET_KL"
+  data.filter_overlong_prompts=True                             # verl (authors too)
+  data.truncation=error                                         # verl
+  data.image_key=images                                         # verl
+  data.custom_cls.path=pkg://vade_verl.verl_mssr                # paper: per-prompt Beta baselines, kept
+  data.custom_cls.name=MSSRDataset                              # by the dataset (docs/mssr.md)
+  data.dataloader_num_workers=0                                 # MSSR: rows built where the baselines live
+  +data.mssr.alpha="$MSSR_ALPHA"
+  +data.mssr.kappa="$MSSR_KAPPA"
+  +data.mssr.entropy="$MSSR_ENTROPY"
+  +data.mssr.rho_schedule="$MSSR_RHO_SCHEDULE"
   +data.mssr.kl_window="$MSSR_KL_WINDOW"
+  +data.mssr.correctness="$MSSR_CORRECTNESS"
+  +data.mssr.init="$MSSR_INIT"
+  +data.mssr.warm_start_file="$MSSR_WARM_DIR/0.jsonl"           # read by init=warm_start at the first step
   actor_rollout_ref.model.path="$MODEL_PATH"
-  actor_rollout_ref.model.use_remove_padding=True
-  actor_rollout_ref.model.enable_gradient_checkpointing=True
+  actor_rollout_ref.model.use_remove_padding=True               # verl (authors: padding_free)
+  actor_rollout_ref.model.use_fused_kernels=True                # verl: no full [tokens x vocab] logits
+  actor_rollout_ref.model.enable_gradient_checkpointing=True    # verl (authors too)
   actor_rollout_ref.actor.optim.lr="$LR"
   actor_rollout_ref.actor.grad_clip="$GRAD_CLIP"
   actor_rollout_ref.actor.ppo_mini_batch_size="$MINI_BATCH"
   actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="$MICRO_BATCH"
-  actor_rollout_ref.actor.policy_loss.loss_mode=mssr
-  actor_rollout_ref.actor.use_kl_loss=True
+  actor_rollout_ref.actor.ppo_epochs=1                          # authors
+  actor_rollout_ref.actor.clip_ratio_low=0.2                    # authors
+  actor_rollout_ref.actor.clip_ratio_high=0.3                   # authors
+  actor_rollout_ref.actor.clip_ratio_c=3.0                      # authors: dual clip
+  actor_rollout_ref.actor.loss_agg_mode=token-mean              # authors
+  actor_rollout_ref.actor.use_kl_loss=True                      # paper
   actor_rollout_ref.actor.kl_loss_coef="$KL_COEF"
-  actor_rollout_ref.actor.kl_loss_type=low_var_kl
-  actor_rollout_ref.actor.entropy_coeff=0
-  actor_rollout_ref.actor.fsdp_config.param_offload=False
-  actor_rollout_ref.actor.fsdp_config.optimizer_offload=False
-  actor_rollout_ref.rollout.name="$ROLLOUT"
-  actor_rollout_ref.rollout.n=1
-  actor_rollout_ref.rollout.temperature=1.0
-  actor_rollout_ref.rollout.tensor_model_parallel_size="$TP"
-  actor_rollout_ref.rollout.gpu_memory_utilization=0.6
-  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH"
-  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="$MICRO_BATCH"
-  actor_rollout_ref.ref.fsdp_config.param_offload=True
-  trainer.critic_warmup=0
-  trainer.logger='["console","wandb"]'
+  actor_rollout_ref.actor.kl_loss_type=low_var_kl               # paper
+  actor_rollout_ref.actor.entropy_coeff=0                       # authors: no entropy loss
+  actor_rollout_ref.actor.fsdp_config.param_offload=False       # verl (authors offload; not measured here)
+  actor_rollout_ref.actor.fsdp_config.optimizer_offload=False   # verl
+  actor_rollout_ref.rollout.name=vllm                           # verl (authors too)
+  actor_rollout_ref.rollout.n=1                                 # paper: a single rollout per prompt
+  actor_rollout_ref.rollout.temperature=1.0                     # paper
+  actor_rollout_ref.rollout.top_p=1.0                           # authors
+  actor_rollout_ref.rollout.top_k=-1                            # authors
+  actor_rollout_ref.rollout.tensor_model_parallel_size="$ROLLOUT_TP"
+  actor_rollout_ref.rollout.gpu_memory_utilization=0.6          # verl (authors too)
+  actor_rollout_ref.rollout.free_cache_engine=True              # verl: vLLM frees its memory for the actor/ref passes
+  actor_rollout_ref.rollout.enable_chunked_prefill=False        # verl (authors too)
+  actor_rollout_ref.rollout.enforce_eager=False                 # verl (authors too): CUDA graphs
+  +actor_rollout_ref.rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache=True  # verl
+  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16  # authors: micro batch for experience
+  actor_rollout_ref.rollout.val_kwargs.do_sample=True           # authors: validation sampled at T = 0.6
+  actor_rollout_ref.rollout.val_kwargs.temperature=0.6          # authors
+  actor_rollout_ref.rollout.val_kwargs.n=1                      # authors
+  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16    # authors: as above
+  actor_rollout_ref.ref.fsdp_config.param_offload=True          # verl (authors too)
+  reward.custom_reward_function.path=pkg://vade_verl.data.eval_sets  # ours: geo3k's grader, also for the
+  reward.custom_reward_function.name=compute_score                   # eval sets; else verl's default
+  trainer.critic_warmup=0                                       # verl
+  trainer.logger="$LOGGER"
   trainer.project_name="$PROJECT"
   trainer.experiment_name="$EXPERIMENT"
+  trainer.default_local_dir="$CKPT_DIR"
   trainer.n_gpus_per_node="$N_GPUS"
   trainer.nnodes="$NNODES"
-  trainer.save_freq=20
-  trainer.test_freq=5
-  trainer.total_epochs="$EPOCHS"
-  "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='$VERL_USE_EXTERNAL_MODULES'"
-  "+ray_kwargs.ray_init.runtime_env.env_vars.VADE_MSSR_ALPHA='$MSSR_ALPHA'"
-  "+ray_kwargs.ray_init.runtime_env.env_vars.VADE_MSSR_KAPPA='$MSSR_KAPPA'"
-  "+ray_kwargs.ray_init.runtime_env.env_vars.VADE_MSSR_ENTROPY='$MSSR_ENTROPY'"
+  trainer.val_before_train=True                                 # authors
+  trainer.save_freq="$SAVE_FREQ"
+  trainer.test_freq="$TEST_FREQ"
+  trainer.max_actor_ckpt_to_keep="$CKPT_KEEP"
+  trainer.max_critic_ckpt_to_keep="$CKPT_KEEP"
+  trainer.total_epochs="$TOTAL_EPOCHS"
+  trainer.total_training_steps="$TOTAL_STEPS"
 )
-
-if [ "${PRINT_OVERRIDES:-0}" = 1 ]; then
-  printf '%s\n' "${OVERRIDES[@]}" "$@"
-  exit 0
+# The warm-start pass: the same run validating the initial policy once over the training rows in their
+# order, sampled as in training; verl dumps every scored rollout to $MSSR_WARM_DIR/<global step 0>.jsonl
+# (ray_trainer.py:_dump_generations, verl 0.7.1). Last on its command line, so no argument given to the
+# recipe turns it into training.
+WARM_START_PASS=(
+  trainer.val_only=True                                         # authors: _initialize_mvsr_from_dataset,
+  trainer.val_before_train=True                                 # here verl's own validation
+  trainer.resume_mode=disable                                   # global step 0: 0.jsonl
+  data.val_files="$TRAIN_FILES"                                 # the training rows,
+  data.validation_shuffle=False                                 # in dataset order,
+  data.val_max_samples=-1                                       # every one
+  actor_rollout_ref.rollout.val_kwargs.do_sample=True           # authors: sampled as in training
+  actor_rollout_ref.rollout.val_kwargs.temperature=1.0
+  actor_rollout_ref.rollout.val_kwargs.top_p=1.0
+  actor_rollout_ref.rollout.val_kwargs.top_k=-1
+  actor_rollout_ref.rollout.val_kwargs.n=1                      # authors: mvsr_n_init
+  trainer.validation_data_dir="$MSSR_WARM_DIR"
+  trainer.experiment_name="${EXPERIMENT}_warm_start"            # ours: its own logger run
+)
+if [ "$MSSR_INIT" = warm_start ] && [ ! -f "$MSSR_WARM_DIR/0.jsonl" ]; then
+  run_verl "$TRAINER" "${OVERRIDES[@]}" "$@" "${WARM_START_PASS[@]}"
 fi
-if [ "${DRY_RUN:-0}" = 1 ]; then  # compose + validate the full config, build the sampler, exit (docs/recipes.md)
-  exec "$PYTHON" -m vade_verl.dryrun "${OVERRIDES[@]}" "$@"
-fi
-exec "$PYTHON" -m verl.trainer.main_ppo "${OVERRIDES[@]}" "$@"
+run_verl "$TRAINER" "${OVERRIDES[@]}" "$@"

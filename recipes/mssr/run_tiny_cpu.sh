@@ -24,7 +24,7 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 "$PYTHON" -m vade_verl.tiny.build --out "$WORK" --train-rows 16 --val-rows 4 --seed 0
 
 export MODEL_PATH="$WORK/model" TRAIN_FILES="$WORK/data/train.parquet" VAL_FILES="$WORK/data/val.parquet"
-export N_GPUS=1 TP=1 ROLLOUT=vllm BATCH=4 MINI_BATCH=4 MICRO_BATCH=4 LR=1e-3 MAX_PROMPT=32 MAX_RESPONSE=4
+export N_GPUS=1 ROLLOUT_TP=1 TRAIN_BATCH=4 MSSR_INIT=first_visit MINI_BATCH=4 MICRO_BATCH=4 LR=1e-3 MAX_PROMPT=32 MAX_RESPONSE=4
 export PROJECT=vade_ci EXPERIMENT=mssr_tiny_cpu
 
 run() {  # $1 = total_training_steps; the MSSR recipe's overrides first, then the tiny CPU ones
@@ -35,7 +35,6 @@ run() {  # $1 = total_training_steps; the MSSR recipe's overrides first, then th
     actor_rollout_ref.rollout.n=1 \
     actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4 \
     +data.mssr.rho=0.9 \
-    +data.mssr.init=first_visit \
     trainer.logger='[console,file]' \
     trainer.val_before_train=True \
     trainer.save_freq="$STEPS" \

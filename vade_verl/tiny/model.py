@@ -16,6 +16,7 @@ tokenizer class) with a Qwen-style chat template that renders an image part as
 Both are saved with ``save_pretrained``, so that verl and vLLM load them exactly as a real checkpoint.
 """
 
+import json
 import os
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -171,4 +172,18 @@ def build_vl_model(out_dir: str, seed: int = 0) -> str:
     )
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
-    return save(model, tokenizer, out_dir, processor=build_processor(tokenizer))
+    save(model, tokenizer, out_dir, processor=build_processor(tokenizer))
+    drop_text_model_type(out_dir)
+    return out_dir
+
+
+def drop_text_model_type(model_dir: str) -> None:
+    """Remove ``text_config.model_type`` from a saved Qwen2.5-VL ``config.json``, so that verl sees the model as
+    ``qwen2_5_vl`` and applies its vision-language patches (``vade_verl.data_check.check_model_type`` says why:
+    transformers 4.x answers the nested value first). The text config's class fixes its type anyway."""
+    path = os.path.join(model_dir, "config.json")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    config.get("text_config", {}).pop("model_type", None)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
