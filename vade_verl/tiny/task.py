@@ -15,13 +15,14 @@ DATA_SOURCE = "vade_tiny/count_squares"
 QUESTION = "how many squares ?"
 IMAGE_SIZE = 56
 SQUARE = 8
-MAX_SQUARES = 4
+MAX_SQUARES = 4  # the CI runs' rows: 0-4 squares
+GRID_CELLS = 9  # the image is a 3x3 grid of cells, so at most 9 squares
 
 
 def draw_squares(n: int, rng: np.random.Generator, size: int = IMAGE_SIZE) -> Image.Image:
     """Draw ``n`` non-overlapping filled squares on a white RGB image (a 3x3 grid of free cells)."""
-    if not 0 <= n <= MAX_SQUARES:
-        raise ValueError(f"n must be in [0, {MAX_SQUARES}], got {n}")
+    if not 0 <= n <= GRID_CELLS:
+        raise ValueError(f"n must be in [0, {GRID_CELLS}], got {n}")
     image = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(image)
     cell = size // 3
@@ -52,13 +53,16 @@ def count_dark_squares(image: Image.Image) -> int:
     return blobs
 
 
-def make_rows(num_rows: int, seed: int, split: str, with_image: bool) -> list[dict]:
-    """Build ``num_rows`` verl RL rows. ``with_image=False`` spells the squares out as text tokens
-    (``[] [] []``) for a text-only model; the answer and the reward are the same."""
+def make_rows(num_rows: int, seed: int, split: str, with_image: bool, max_squares: int = MAX_SQUARES) -> list[dict]:
+    """Build ``num_rows`` verl RL rows, each with a count drawn uniformly from 0..``max_squares`` (at most
+    ``GRID_CELLS``). ``with_image=False`` spells the squares out as text tokens (``[] [] []``) for a text-only
+    model; the answer and the reward are the same."""
+    if not 0 <= max_squares <= GRID_CELLS:
+        raise ValueError(f"max_squares must be in [0, {GRID_CELLS}], got {max_squares}")
     rng = np.random.default_rng(seed)
     rows = []
     for index in range(num_rows):
-        n = int(rng.integers(0, MAX_SQUARES + 1))
+        n = int(rng.integers(0, max_squares + 1))
         image = draw_squares(n, rng)
         row = {
             "data_source": DATA_SOURCE,
