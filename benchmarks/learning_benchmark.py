@@ -41,7 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from vade_verl.tiny.build import build_all  # noqa: E402
-from vade_verl.tiny.task import DATA_SOURCE, GRID_CELLS  # noqa: E402
+from vade_verl.tiny.task import DATA_SOURCE, GRID_CELLS, rollout_scores_by_row  # noqa: E402
 
 ARM_SCRIPT = os.path.join(ROOT, "benchmarks", "learning_benchmark_arm.sh")
 ARMS = ("random", "vade", "vade-eig")
@@ -189,9 +189,7 @@ def effective_ratios(run_dir: str, steps: int) -> list[float]:
     rollout dump (``trainer.rollout_data_dir``; the task's reward reports each rollout's row id)."""
     ratios = []
     for step in range(1, steps + 1):
-        groups = defaultdict(list)
-        for rec in read_jsonl(os.path.join(run_dir, "rollouts", f"{step}.jsonl")):
-            groups[int(rec["row_index"])].append(float(rec["score"]))
+        groups = rollout_scores_by_row(os.path.join(run_dir, "rollouts", f"{step}.jsonl"), step)
         ratios.append(float(np.mean([min(g) != max(g) for g in groups.values()])))
     return ratios
 

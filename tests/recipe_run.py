@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+from vade_verl.tiny.task import rollout_scores_by_row
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 900
@@ -124,11 +125,7 @@ def step_metrics(work: Path) -> dict[int, dict]:
 def rollout_evidence(work: Path, step: int) -> dict[int, list[float]]:
     """Row index -> the scores of its rollouts at ``step``, from verl's rollout dump (the tiny task's
     reward reports each rollout's ``extra_info.index`` as ``row_index``)."""
-    rows = defaultdict(list)
-    for rec in read_jsonl(work / "rollouts" / f"{step}.jsonl"):
-        assert rec["step"] == step
-        rows[int(rec["row_index"])].append(float(rec["score"]))
-    return dict(rows)
+    return rollout_scores_by_row(work / "rollouts" / f"{step}.jsonl", step)
 
 
 def assert_vllm_rolled_out_with_the_actors_weights(work: Path, tolerance: float = 1e-4) -> None:

@@ -8,7 +8,6 @@ difficulty table in each checkpoint equals DIVA's band update worked out here fr
 across the resume); variant images (perturbed by real image operations) reached vLLM and the actor alike.
 """
 
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,9 @@ import torch
 
 from recipe_run import (
     assert_vllm_rolled_out_with_the_actors_weights,
-    read_jsonl,
     report_run,
     require_vllm_cpu,
+    rollout_evidence,
     run_recipe,
     step_metrics,
 )
@@ -43,10 +42,7 @@ def work(tmp_path_factory):
 
 def rollouts_by_problem(work: Path, step: int) -> dict[int, list[float]]:
     """Problem (dataset position, kept by its variants in extra_info.index) -> scores of all its rollouts."""
-    out = defaultdict(list)
-    for rec in read_jsonl(work / "rollouts" / f"{step}.jsonl"):
-        out[int(rec["row_index"])].append(float(rec["score"]))
-    return dict(out)
+    return rollout_evidence(work, step)
 
 
 def difficulty_by_hand(work: Path, steps: range) -> np.ndarray:

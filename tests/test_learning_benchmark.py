@@ -39,6 +39,9 @@ def test_effective_ratio_counts_groups_with_unequal_scores(tmp_path):
         write_jsonl(tmp_path / "rollouts" / f"{step}.jsonl",
                     [{"row_index": float(i), "score": s, "step": step} for i, s in rollouts])
     assert bench.effective_ratios(str(tmp_path), 2) == pytest.approx([1 / 3, 1.0])
+    write_jsonl(tmp_path / "rollouts" / "3.jsonl", [{"row_index": 1.0, "score": 1.0, "step": 2}])
+    with pytest.raises(ValueError, match="a record of step 2 in the dump of step 3"):
+        bench.effective_ratios(str(tmp_path), 3)
 
 
 def test_metrics_of_a_relaunch_replace_the_steps_it_redid(tmp_path):

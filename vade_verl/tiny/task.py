@@ -6,7 +6,9 @@ row's position, so it is stable across runs and is what the VADE sampler keys it
 """
 
 import io
+import json
 import re
+from collections import defaultdict
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -98,3 +100,17 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
     match = _FIRST_INT.search(solution_str)
     score = float(match is not None and match.group(0) == str(ground_truth).strip())
     return {"score": score, "row_index": float(extra_info["index"])}
+
+
+def rollout_scores_by_row(dump_path, step: int) -> dict[int, list[float]]:
+    """Row index -> the scores of its rollouts, from verl's rollout dump of ``step``
+    (``<trainer.rollout_data_dir>/<step>.jsonl``; :func:`compute_score` reports each rollout's row as
+    ``row_index``). Raises if a record belongs to another step."""
+    rows = defaultdict(list)
+    with open(dump_path) as f:
+        for line in filter(str.strip, f):
+            rec = json.loads(line)
+            if rec["step"] != step:
+                raise ValueError(f"{dump_path}: a record of step {rec['step']} in the dump of step {step}")
+            rows[int(rec["row_index"])].append(float(rec["score"]))
+    return dict(rows)
