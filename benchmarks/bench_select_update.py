@@ -1,4 +1,4 @@
-"""Time one VADE ``select`` + ``update`` (``vade_verl.vade.VADEState``) at growing dataset sizes.
+"""Time one VADE ``select`` + ``update`` (``vade_verl.vade.algorithm.VADEState``) at growing dataset sizes.
 
 Usage (one core, as the README reports it)::
 
@@ -22,7 +22,7 @@ other processes held the core). Memory: ``state B/sample`` is the
 bytes held by the state arrays (alpha, beta, seen); ``peak B/sample`` is the peak of Python-traced
 allocations (``tracemalloc``, which sees numpy's buffers) during one step, on top of the state,
 divided by N; ``total`` is their sum. The pure math only: the verl adapter's own per-update metrics
-(``vade_verl.sampler.VADESampler.update``) are timed by ``--adapter``.
+(``vade_verl.vade.sampler.VADESampler.update``) are timed by ``--adapter``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import tracemalloc
 
 import numpy as np
 
-from vade_verl.vade import VADEState
+from vade_verl.vade.algorithm import VADEState
 
 
 STATES = ("fresh", "half", "warm")
@@ -92,9 +92,9 @@ def adapter_update_ms(n: int, b: int, g: int, repeats: int) -> float:
     """Median ms of ``VADESampler`` select + ``update(batch=DataProto)`` (imports verl)."""
     from omegaconf import OmegaConf
 
-    from vade_verl.simulate import SimDataset, loader_batches
-    from vade_verl.sampler import VADESampler
-    from vade_verl.verl_batch import build_rollout_batch
+    from vade_verl.sim.simulate import SimDataset, loader_batches
+    from vade_verl.vade.sampler import VADESampler
+    from vade_verl.verl_adapters.batch import build_rollout_batch
 
     import torch
 

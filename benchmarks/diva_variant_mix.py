@@ -1,12 +1,12 @@
 """Which variants DIVA-GRPO builds for each difficulty, on a geo3k-like problem, with and without the
-columns of ``python -m vade_verl.data.diva_prep`` (pure: no verl, no model).
+columns of ``python -m vade_verl.diva.prep`` (pure: no verl, no model).
 
     python benchmarks/diva_variant_mix.py [--draws 2000] [--variants 1] [--seed 0]
 
 Prints, per start difficulty d = 1..9, the share of each variant kind ("copy" = an unchanged prompt)
 and the mean recorded difficulty, for a problem with one figure and (a) no paraphrase or reasoning
 steps, (b) two paraphrases and four steps. Defaults: the authors' one-variant targets, the paper's
-draw otherwise (``vade_verl.diva_grpo``), the shift-to-variant table of ``vade_verl.diva_variants``.
+draw otherwise (``vade_verl.diva.advantage``), the shift-to-variant table of ``vade_verl.diva.variants``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections import Counter
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vade_verl.diva_grpo import DifficultyConfig, draw_variant_difficulties
-from vade_verl.diva_variants import VariantConfig, as_paraphrases, plan_variant
+from vade_verl.diva.advantage import DifficultyConfig, draw_variant_difficulties
+from vade_verl.diva.variants import VariantConfig, as_paraphrases, plan_variant
 
 KINDS = ("copy", "paraphrase", "perturb", "render", "hint")
 

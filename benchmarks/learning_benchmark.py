@@ -212,7 +212,7 @@ def read_arm(run_dir: str, args) -> dict:
     rollouts_per_step = args.batch_size * args.group_size
     return {
         "effective_ratio": effective_ratios(run_dir, args.steps),
-        # VADE's own count (groups by verl's uid, vade_verl.vade.effective_ratio); None for verl's sampler
+        # VADE's own count (groups by verl's uid, vade_verl.vade.algorithm.effective_ratio); None for verl's sampler
         "sampler_effective_ratio": [metrics[s].get("vade/effective_ratio") for s in range(1, args.steps + 1)],
         "train_score": [metrics[s]["critic/score/mean"] for s in range(1, args.steps + 1)],
         "val_steps": val_steps,

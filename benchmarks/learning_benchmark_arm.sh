@@ -26,8 +26,8 @@ cd "$ROOT"
 
 case "$ARM" in
   random) SAMPLER_ARGS=(data.shuffle=True) ;;
-  vade) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.sampler data.sampler.class_name=VADESampler) ;;
-  vade-eig) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.sampler data.sampler.class_name=VADESampler
+  vade) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.vade.sampler data.sampler.class_name=VADESampler) ;;
+  vade-eig) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.vade.sampler data.sampler.class_name=VADESampler
                           +data.sampler.vade.variant=eig) ;;
   *) echo "learning_benchmark_arm.sh: unknown arm '$ARM' (random, vade, vade-eig)" >&2; exit 2 ;;
 esac

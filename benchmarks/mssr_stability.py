@@ -10,7 +10,7 @@ initial policy before training; this step's KL to the frozen initial policy, as 
 ``old_log_probs`` vs ``ref_log_prob``, enters the window before the step's rho), batch-normalised ``r - v``
 and a low-variance KL loss; they differ only in the shaping ``A' = A + min(alpha * H, |A| / kappa)``
 (MVSR: alpha = 0; MSSR: alpha = 0.4, kappa = 2, H the full-vocabulary entropy of the rollout policy, or
-``--entropy sampled``).  Everything is the package's own math (``vade_verl.mssr``); the same seed gives
+``--entropy sampled``).  Everything is the package's own math (``vade_verl.mssr.advantage``); the same seed gives
 both arms the same prompts, initial weights and warm-start rollouts, so the arms are compared seed by seed.
 
 Printed: per-window means over seeds of the batch reward and the mean token entropy, an ASCII figure of
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from vade_verl.mssr import (
+from vade_verl.mssr.advantage import (
     ENTROPY_SOURCES,
     RHO_SCHEDULES,
     MSSRBaselineConfig,

@@ -8,7 +8,7 @@ Usage::
 For every ``--presets`` x ``--seeds`` pair it runs ``vade-verl simulate``'s samplers (default
 options otherwise) on the same population and prints, per sampler, the cumulative rollouts at the
 first step whose mean solve probability reaches verl random's final one, divided by the oracle's
-(``rollouts_to_target_vs_oracle`` of ``vade_verl.simulate.summarise``); "never" when the sampler
+(``rollouts_to_target_vs_oracle`` of ``vade_verl.sim.simulate.summarise``); "never" when the sampler
 did not reach it within ``--steps``. The last rows give the mean and worst case per preset, and the
 number of (preset, seed) pairs where the first sampler after ``vade`` beats or ties ``vade`` (pairs
 where neither reached the target are counted apart).
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from vade_verl.simulate import SimConfig, simulate, summarise
+from vade_verl.sim.simulate import SimConfig, simulate, summarise
 
 
 def measure(presets, seeds, samplers, **options):

@@ -1,4 +1,4 @@
-"""The data check of the dry run (vade_verl.data_check): the real Qwen2.5-VL processor of the tiny model reads
+"""The data check of the dry run (vade_verl.verl_adapters.data_check): the real Qwen2.5-VL processor of the tiny model reads
 tiny image rows as verl does; bad input fails at start naming the key and the row.
 
 The dry runs compose verl's real config in this process (about 20 s for the module, most of it verl's and
@@ -10,7 +10,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from vade_verl.data_check import DataCheckError, check_lengths, check_rows
+from vade_verl.verl_adapters.data_check import DataCheckError, check_lengths, check_rows
 from vade_verl.tiny.build import build_all
 from vade_verl.tiny.model import build_model
 
@@ -153,7 +153,7 @@ def test_check_on_the_dataset_main_ppo_builds(tiny):
     from omegaconf import OmegaConf
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    from vade_verl.data_check import check_verl_dataset, load_tokenizer_and_processor
+    from vade_verl.verl_adapters.data_check import check_verl_dataset, load_tokenizer_and_processor
 
     config = OmegaConf.create({"max_prompt_length": 32, "filter_overlong_prompts": False})
     files = [str(tiny / "data" / "train.parquet")]
@@ -172,7 +172,7 @@ def test_each_plugin_refuses_image_rows_for_a_text_model_at_start(tiny, plugin):
     from omegaconf import OmegaConf
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    from vade_verl.data_check import load_tokenizer_and_processor
+    from vade_verl.verl_adapters.data_check import load_tokenizer_and_processor
 
     files = [str(tiny / "data" / "train.parquet")]
     config = OmegaConf.create({"max_prompt_length": 32, "filter_overlong_prompts": False, "train_batch_size": 4})
@@ -180,15 +180,15 @@ def test_each_plugin_refuses_image_rows_for_a_text_model_at_start(tiny, plugin):
     expected = r"data\.image_key='images': row 0 carries 1 image\(s\).*text_model has no multimodal processor"
     with pytest.raises(DataCheckError, match=expected):
         if plugin == "vade":
-            from vade_verl.sampler import VADESampler
+            from vade_verl.vade.sampler import VADESampler
 
             VADESampler(RLHFDataset(files, tokenizer, config, processor), config)
         elif plugin == "diva":
-            from vade_verl.verl_diva import DivaRLHFDataset
+            from vade_verl.diva.verl_plugin import DivaRLHFDataset
 
             DivaRLHFDataset(files, tokenizer, config, processor)
         else:
-            from vade_verl.verl_mssr import MSSRDataset
+            from vade_verl.mssr.verl_plugin import MSSRDataset
 
             MSSRDataset(files, tokenizer, config, processor)
 
@@ -201,7 +201,7 @@ def test_a_vl_checkpoint_verl_would_take_for_its_text_model(tiny, caplog):
 
     from transformers import AutoConfig
 
-    from vade_verl.data_check import check_model_type
+    from vade_verl.verl_adapters.data_check import check_model_type
 
     resaved = tiny / "resaved"
     shutil.copytree(tiny / "model", resaved)

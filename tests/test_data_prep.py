@@ -100,7 +100,7 @@ def test_bad_records_are_errors_naming_the_row():
 
 def test_verl_builds_the_vade_sampler_on_the_prepared_file(saved_source, tmp_path):
     """The written parquet goes through verl's own dataset + sampler path (verl_harness)."""
-    from vade_verl.sampler import VADESampler
+    from vade_verl.vade.sampler import VADESampler
     from verl_harness import VADE_SAMPLER, compose_config, make_train_loader
 
     geo3k.main(["--source", saved_source, "--out", str(tmp_path), "--id", "content", "--splits", "train"])

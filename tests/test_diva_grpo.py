@@ -1,4 +1,4 @@
-"""DIVA-GRPO math (vade_verl.diva_grpo) against hand-worked numbers, numpy re-derivations and scipy."""
+"""DIVA-GRPO math (vade_verl.diva.advantage) against hand-worked numbers, numpy re-derivations and scipy."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from scipy.stats import norm
 
 import diva_reference as ref
-from vade_verl.diva_grpo import (
+from vade_verl.diva.advantage import (
     PAPER_MU,
     DifficultyConfig,
     DifficultyTracker,

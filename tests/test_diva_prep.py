@@ -1,4 +1,4 @@
-"""Offline DIVA columns (vade_verl.data.diva_prep): reply parsing, the columns training reads, and the
+"""Offline DIVA columns (vade_verl.diva.prep): reply parsing, the columns training reads, and the
 command line end to end with a tiny random local model (built here; its replies are noise, so that run
 checks the plumbing: every row kept, typed empty columns, images untouched)."""
 
@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from vade_verl.data import diva_prep
+from vade_verl.diva import prep as diva_prep
 from vade_verl.data.rows import GEO3K_INSTRUCTION, make_rows
-from vade_verl.diva_grpo import DifficultyConfig
-from vade_verl.diva_variants import VariantConfig, make_variants, row_question
+from vade_verl.diva.advantage import DifficultyConfig
+from vade_verl.diva.variants import VariantConfig, make_variants, row_question
 from vade_verl.tiny.model import build_model
 
 STEPS_REPLY = (

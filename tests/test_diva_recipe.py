@@ -12,7 +12,7 @@ import verl
 from recipe_run import recipe_calls
 from test_diva_verl import _loader, _write_geo3k_parquet
 from verl.utils.config import omega_conf_to_dataclass
-from vade_verl.diva_grpo import DivaAdvantageConfig
+from vade_verl.diva.advantage import DivaAdvantageConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "diva", "run_diva_geo3k.sh")
@@ -37,14 +37,14 @@ def test_recipe_has_the_authors_settings(tmp_path):
     assert dict(algorithm.diva) == {"k": 0.1}
     advantage = DivaAdvantageConfig.from_mapping(algorithm.diva)
     assert (advantage.k, advantage.order, advantage.low_reward_damping) == (0.1, "authors", True)
-    assert (data.custom_cls.path, data.custom_cls.name) == ("pkg://vade_verl.verl_diva", "DivaRLHFDataset")
+    assert (data.custom_cls.path, data.custom_cls.name) == ("pkg://vade_verl.diva.verl_plugin", "DivaRLHFDataset")
     assert data.dataloader_num_workers == 0 and dict(data.diva) == {"num_variants": 1, "seed": 0}
     # layout: the loader takes 64 problems, a step holds 128 prompts, one optimizer step of 128
     assert (data.gen_batch_size, data.train_batch_size, actor.ppo_mini_batch_size) == (64, 128, 128)
     assert (rollout.n, actor.optim.lr, actor.use_kl_loss) == (5, 1e-6, False)
     assert (data.max_prompt_length, data.max_response_length) == (2048, 4096)
     assert (rollout.val_kwargs.do_sample, rollout.val_kwargs.temperature, rollout.val_kwargs.top_p) == (True, 0.6, 0.95)
-    assert rollout.agent.agent_loop_manager_class == "vade_verl.verl_diva.DivaAgentLoopManager"
+    assert rollout.agent.agent_loop_manager_class == "vade_verl.diva.verl_plugin.DivaAgentLoopManager"
     assert cfg.data.sampler.class_path is None and data.train_files == f"{tmp_path}/train.parquet"
     assert cfg.trainer.total_training_steps == 7  # "$@" last
     assert omega_conf_to_dataclass(rollout).agent.agent_loop_manager_class.endswith("DivaAgentLoopManager")
@@ -69,7 +69,7 @@ def test_train_files_default_to_the_data_prep_output_when_it_exists(tmp_path):
 
 def test_recipe_combines_with_the_vade_sampler():
     cfg = _compose(_overrides({"DIVA_SAMPLER": "vade"}))
-    assert (cfg.data.sampler.class_path, cfg.data.sampler.class_name) == ("pkg://vade_verl.sampler", "VADESampler")
+    assert (cfg.data.sampler.class_path, cfg.data.sampler.class_name) == ("pkg://vade_verl.vade.sampler", "VADESampler")
     assert cfg.algorithm.adv_estimator == "diva_grpo" and cfg.data.gen_batch_size == 64
 
 

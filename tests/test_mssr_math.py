@@ -1,4 +1,4 @@
-"""MSSR pure math (vade_verl.mssr) against hand-worked numbers and independent computations."""
+"""MSSR pure math (vade_verl.mssr.advantage) against hand-worked numbers and independent computations."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import entropy as scipy_entropy
 
-from vade_verl.mssr import (
+from vade_verl.mssr.advantage import (
     MSSRBaselineConfig,
     MSSRBaselineState,
     MSSRShapingConfig,

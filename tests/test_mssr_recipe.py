@@ -12,9 +12,9 @@ import verl
 from recipe_run import recipe_calls
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 from verl.utils.config import omega_conf_to_dataclass
-from vade_verl.mssr import MSSRBaselineConfig, MSSRShapingConfig
-from vade_verl.rewards import CorrectnessRule
-from vade_verl.verl_mssr import MSSROptions
+from vade_verl.mssr.advantage import MSSRBaselineConfig, MSSRShapingConfig
+from vade_verl.verl_adapters.rewards import CorrectnessRule
+from vade_verl.mssr.verl_plugin import MSSROptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "mssr", "run_mssr_geo3k.sh")
@@ -37,7 +37,7 @@ def test_training_run_has_the_authors_settings(tmp_path):
     data, algorithm, trainer = cfg.data, cfg.algorithm, cfg.trainer
     actor, rollout, ref = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout, cfg.actor_rollout_ref.ref
     assert (algorithm.adv_estimator, algorithm.norm_adv_by_std_in_grpo, algorithm.use_kl_in_reward) == ("mssr", True, False)
-    assert (data.custom_cls.path, data.custom_cls.name, data.dataloader_num_workers) == ("pkg://vade_verl.verl_mssr", "MSSRDataset", 0)
+    assert (data.custom_cls.path, data.custom_cls.name, data.dataloader_num_workers) == ("pkg://vade_verl.mssr.verl_plugin", "MSSRDataset", 0)
     # batch layout: 2048 prompts per step, 16 updates of 128, micro batches 4 (update) and 16 (log-probs)
     assert (data.train_batch_size, rollout.n, actor.ppo_mini_batch_size, actor.ppo_epochs) == (2048, 1, 128, 1)
     assert data.train_batch_size * rollout.n // actor.ppo_mini_batch_size == 16

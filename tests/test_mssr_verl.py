@@ -19,8 +19,8 @@ from verl import DataProto
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, compute_advantage
 
-import vade_verl.verl_mssr as verl_mssr
-from vade_verl.mssr import continuous_rho
+import vade_verl.mssr.verl_plugin as verl_mssr
+from vade_verl.mssr.advantage import continuous_rho
 
 sys.path.insert(0, os.path.dirname(__file__))
 from verl_harness import (  # noqa: E402
@@ -35,7 +35,7 @@ from verl_harness import (  # noqa: E402
 )
 
 MSSR_OVERRIDES = [
-    "data.custom_cls.path=pkg://vade_verl.verl_mssr",
+    "data.custom_cls.path=pkg://vade_verl.mssr.verl_plugin",
     "data.custom_cls.name=MSSRDataset",
     "algorithm.adv_estimator=mssr",
     "actor_rollout_ref.rollout.n=1",
@@ -130,7 +130,7 @@ def test_registered_in_a_fresh_process_by_verl_external_modules():
         "from verl.trainer.ppo.core_algos import get_adv_estimator_fn\n"
         "print(get_adv_estimator_fn('mssr').__name__)\n"
     )
-    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "vade_verl.verl_mssr"}
+    env = {**os.environ, "VERL_USE_EXTERNAL_MODULES": "vade_verl.mssr.verl_plugin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] == "compute_mssr_outcome_advantage"

@@ -76,7 +76,7 @@ PROBES = {
     "DIVA_K": ("0.2", {"algorithm.diva.k": 0.2}),
     "DIVA_NUM_VARIANTS": ("3", {"data.diva.num_variants": 3}),  # with TRAIN_BATCH=64: 16 problems (tested apart)
     "DIVA_SEED": ("7", {"data.diva.seed": 7}),
-    "DIVA_SAMPLER": ("vade", {"data.sampler.class_path": "pkg://vade_verl.sampler", "data.sampler.class_name": "VADESampler"}),
+    "DIVA_SAMPLER": ("vade", {"data.sampler.class_path": "pkg://vade_verl.vade.sampler", "data.sampler.class_name": "VADESampler"}),
 }
 # knobs that pick what runs rather than a config value: tested one by one below
 RUN_KNOBS = {"TRAINER", "PYTHON", "DRY_RUN", "PRINT_OVERRIDES", "VADE_ABLATION", "VERL_RECIPE_ROOT"}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vade_verl.rewards import CorrectnessRule, as_correctness
+from vade_verl.verl_adapters.rewards import CorrectnessRule, as_correctness
 
 KEY = "data.sampler.vade.correctness"
 

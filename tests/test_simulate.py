@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from vade_verl.population import informative_groups
-from vade_verl.simulate import SAMPLERS, Environment, SimConfig, main, simulate
+from vade_verl.sim.population import informative_groups
+from vade_verl.sim.simulate import SAMPLERS, Environment, SimConfig, main, simulate
 
 N, B, G, SUBSET = 500, 32, 8, 16
 

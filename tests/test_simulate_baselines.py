@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from vade_verl.baselines import (
+from vade_verl.sim.baseline_samplers import (
     GenerationLimitReached,
     dapo_fill,
     informative_probability,
@@ -17,8 +17,8 @@ from vade_verl.baselines import (
     variance_aware_batch,
     weighted_sample_without_replacement,
 )
-from vade_verl.peers import GRESOConfig, GRESOState, MoPPSState, greso_fill
-from vade_verl.population import Dynamics, Population, initial_logits, sigmoid
+from vade_verl.sim.peer_samplers import GRESOConfig, GRESOState, MoPPSState, greso_fill
+from vade_verl.sim.population import Dynamics, Population, initial_logits, sigmoid
 
 # -- DAPO ----------------------------------------------------------------------------------------
 # gen batches of 4 prompts, G = 2, train batch 3. Rewards per prompt (a group of 2):

@@ -1,10 +1,10 @@
-"""The fast paths of ``vade_verl.vade`` used at scale (benchmarks/bench_select_update.py) are exact."""
+"""The fast paths of ``vade_verl.vade.algorithm`` used at scale (benchmarks/bench_select_update.py) are exact."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from vade_verl.vade import thompson_draw, top_b
+from vade_verl.vade.algorithm import thompson_draw, top_b
 
 
 def _brute_force(scores, b):

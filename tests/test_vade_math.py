@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from vade_verl.config import VADEConfig
-from vade_verl.vade import (
+from vade_verl.vade.config import VADEConfig
+from vade_verl.vade.algorithm import (
     VADEState,
     aggregate_rollouts,
     bernoulli_variance,

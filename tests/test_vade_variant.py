@@ -7,8 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import integrate, stats
 
-from vade_verl.config import VADEConfig
-from vade_verl.vade import VADEState, expected_info_gain, expected_variance, gated_fast_decay, two_scale_decay
+from vade_verl.vade.config import VADEConfig
+from vade_verl.vade.algorithm import VADEState, expected_info_gain, expected_variance, gated_fast_decay, two_scale_decay
 
 
 def test_expected_scores_by_hand_and_by_quadrature():
@@ -97,8 +97,8 @@ class _Rows:
 def test_sampler_option_reaches_the_state_and_its_update():
     import torch
 
-    from vade_verl.sampler import VADESampler
-    from vade_verl.verl_batch import build_rollout_batch
+    from vade_verl.vade.sampler import VADESampler
+    from vade_verl.verl_adapters.batch import build_rollout_batch
 
     data_config = OmegaConf.create({"train_batch_size": 2, "seed": 0, "sampler": {"vade": {"variant": "eig", "l1": 0.5, "l2": 0.9}}})
     sampler = VADESampler(data_source=_Rows([10, 11, 12, 13]), data_config=data_config)

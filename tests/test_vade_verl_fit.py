@@ -214,7 +214,7 @@ def test_a_reward_auto_cannot_read_fails_at_the_first_update_naming_the_option(t
 
 
 def test_without_a_trainer_step_the_metrics_warn_once_and_are_kept(train_file, tmp_path, caplog):
-    from vade_verl.verl_batch import build_rollout_batch
+    from vade_verl.verl_adapters.batch import build_rollout_batch
     from verl_harness import make_train_loader
 
     loader = make_train_loader(compose_config(train_file, BATCH, str(tmp_path), VADE_SAMPLER))

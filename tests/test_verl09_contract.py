@@ -17,10 +17,10 @@ if not importlib.metadata.version("verl").startswith("0.9."):
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from vade_verl.sampler import VADESampler  # noqa: E402
+from vade_verl.vade.sampler import VADESampler  # noqa: E402
 from vade_verl.tiny.model import build_model  # noqa: E402
 from vade_verl.verl09 import main_ppo  # noqa: E402
-from vade_verl.verl_batch import build_rollout_batch  # noqa: E402
+from vade_verl.verl_adapters.batch import build_rollout_batch  # noqa: E402
 from verl.trainer import main_ppo_v0  # noqa: E402
 from verl.trainer.ppo import utils as ppo_utils  # noqa: E402
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer  # noqa: E402

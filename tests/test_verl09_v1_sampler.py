@@ -14,9 +14,9 @@ import torch
 from omegaconf import OmegaConf
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from vade_verl.sampler import VADESampler
+from vade_verl.vade.sampler import VADESampler
 from vade_verl.verl09.v1_sampler import STALENESS_METRIC, VADEV1Sampler
-from vade_verl.verl_batch import scored_rollouts
+from vade_verl.verl_adapters.batch import Rollouts
 
 N, BATCH, ROLLOUT_N = 12, 4, 2
 ROWS = [{"extra_info": {"index": 100 + i}} for i in range(N)]
@@ -55,7 +55,7 @@ def groups(uids_and_rows):
     uids_and_rows = list(uids_and_rows)
     uids = [uid for uid, _ in uids_and_rows for _ in range(ROLLOUT_N)]
     infos = [{"index": row} for _, row in uids_and_rows for _ in range(ROLLOUT_N)]
-    return scored_rollouts(uids, infos, [1.0] * len(uids))
+    return Rollouts.from_columns(uids, infos, [1.0] * len(uids))
 
 
 def test_one_prompt_per_fetch_still_selects_a_training_batch_per_draw():

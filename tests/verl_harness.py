@@ -19,7 +19,7 @@ import verl
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 VERL_CONFIG_DIR = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
-VADE_SAMPLER = ["data.sampler.class_path=pkg://vade_verl.sampler", "data.sampler.class_name=VADESampler"]
+VADE_SAMPLER = ["data.sampler.class_path=pkg://vade_verl.vade.sampler", "data.sampler.class_name=VADESampler"]
 
 
 def write_parquet(path: str, row_ids) -> str:

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "simulate": ("vade_verl.simulate", "simulate sampler dynamics on CPU and benchmark samplers (main job)"),
+    "simulate": ("vade_verl.sim.simulate", "simulate sampler dynamics on CPU and benchmark samplers (main job)"),
     "dry-run": ("vade_verl.dryrun", "compose and validate a recipe's full verl config, build the sampler, exit"),
 }
 

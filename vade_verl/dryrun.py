@@ -27,7 +27,7 @@ reason (exit 1):
    ``vade_verl.verl09.main_ppo``'s on 0.9) on the dataset of ``data.train_files`` read by verl's
    dataset class without tokenizer (so the prompt-length filter is not run). When a train file
    does not exist here, a stand-in of 2 x batch text rows is used instead, and the output says so.
-6. The data against the model (``vade_verl.data_check.check_data``), when the model folder and the train
+6. The data against the model (``vade_verl.verl_adapters.data_check.check_data``), when the model folder and the train
    files are on this machine: the model's own tokenizer and processor read the rows as verl does; rows
    with images for a model without a processor, ``<image>`` placeholders without ``data.image_key``'s
    column, images verl cannot open, and prompts over ``data.max_prompt_length`` once images are tokens
@@ -52,7 +52,7 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from vade_verl.data_check import check_data
+from vade_verl.verl_adapters.data_check import check_data
 
 VADE_SAMPLER_NAME = "VADESampler"
 
@@ -213,7 +213,7 @@ def check_sampler_options(config) -> None:
     if sampler.get("vade") is not None and sampler.get("class_name") != VADE_SAMPLER_NAME:
         raise DryRunError(
             f"data.sampler.vade options are set but data.sampler.class_name={sampler.get('class_name')!r}: "
-            f"they are read only by {VADE_SAMPLER_NAME} (data.sampler.class_path=pkg://vade_verl.sampler)"
+            f"they are read only by {VADE_SAMPLER_NAME} (data.sampler.class_path=pkg://vade_verl.vade.sampler)"
         )
 
 

@@ -28,7 +28,7 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 SAMPLER_ARGS=()
 if [ "$SAMPLER" = vade ]; then
   SAMPLER_ARGS=(
-    data.sampler.class_path=pkg://vade_verl.sampler
+    data.sampler.class_path=pkg://vade_verl.vade.sampler
     data.sampler.class_name=VADESampler
     +data.sampler.vade.l1=0.2
     +data.sampler.vade.l2=0.999

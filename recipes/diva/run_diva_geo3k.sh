@@ -3,7 +3,7 @@
 # per problem, one difficulty-matched variant of every problem in each batch, the local + global
 # difficulty-weighted advantage in the authors' order (docs/diva.md).
 #   python -m vade_verl.data.geo3k --out ~/data/geo3k                 # data: train/test parquet
-#   python -m vade_verl.data.diva_prep --input ~/data/geo3k/train.parquet \
+#   python -m vade_verl.diva.prep --input ~/data/geo3k/train.parquet \
 #       --output ~/data/geo3k/train_diva.parquet --model Qwen/Qwen2.5-VL-7B-Instruct   # optional, once:
 #       # paraphrases and hint steps; the recipe trains on train_diva.parquet when it is there
 #   DRY_RUN=1 bash recipes/diva/run_diva_geo3k.sh                     # check the config on CPU
@@ -13,7 +13,7 @@
 # and examples/main_exp/ZSCORENORM_WAN_RRBLOCAL_RRBGLOBAL_5000_k=0.1.sh: 64 problems + 64 variants per
 # step, one optimizer step, n = 5, KL off, k = 0.1, damping on). Not reproduced: their training set and
 # 5 epochs (here geometry3k, epochs as the VADE recipe), their paraphrases (a hosted Qwen-VL-max; here
-# vade_verl.data.diva_prep with a local model), their dynamic micro-batching and image pixel bounds,
+# vade_verl.diva.prep with a local model), their dynamic micro-batching and image pixel bounds,
 # their scores.
 # Knobs (environment): the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; others are refused. Labels:
 # verl = verl's examples/grpo_trainer/run_qwen2_5_vl-7b.sh; paper = the DIVA-GRPO paper; authors = their
@@ -62,12 +62,12 @@ if [ $((PROBLEMS * (1 + DIVA_NUM_VARIANTS))) != "$TRAIN_BATCH" ]; then
 fi
 case "$DIVA_SAMPLER" in
   random) SAMPLER_PATH=null SAMPLER_NAME=null ;;
-  vade) SAMPLER_PATH=pkg://vade_verl.sampler SAMPLER_NAME=VADESampler ;;
+  vade) SAMPLER_PATH=pkg://vade_verl.vade.sampler SAMPLER_NAME=VADESampler ;;
   *) echo "$(basename "$0"): set DIVA_SAMPLER to random or vade (got '$DIVA_SAMPLER')" >&2; exit 2 ;;
 esac
 
 OVERRIDES=(
-  algorithm.adv_estimator=diva_grpo                             # paper (registered by vade_verl.verl_diva)
+  algorithm.adv_estimator=diva_grpo                             # paper (registered by vade_verl.diva.verl_plugin)
   algorithm.norm_adv_by_std_in_grpo=True                        # paper: z-scores
   algorithm.use_kl_in_reward=False                              # authors: KL off
   +algorithm.diva.k="$DIVA_K"                                   # (order=authors, damping on: defaults)
@@ -80,7 +80,7 @@ OVERRIDES=(
   data.filter_overlong_prompts=True                             # verl (authors too)
   data.truncation=error                                         # verl
   data.image_key=images                                         # verl
-  data.custom_cls.path=pkg://vade_verl.verl_diva                # paper: variants join the batch, drawn
+  data.custom_cls.path=pkg://vade_verl.diva.verl_plugin                # paper: variants join the batch, drawn
   data.custom_cls.name=DivaRLHFDataset                          # by the dataset (docs/diva.md)
   data.dataloader_num_workers=0                                 # DIVA: variants from the live difficulties
   +data.diva.num_variants="$DIVA_NUM_VARIANTS"
@@ -108,7 +108,7 @@ OVERRIDES=(
   actor_rollout_ref.rollout.enforce_eager=False                 # verl (authors too): CUDA graphs
   +actor_rollout_ref.rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache=True  # verl
   actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16  # ours: MSSR's authors' at the same lengths
-  +actor_rollout_ref.rollout.agent.agent_loop_manager_class=vade_verl.verl_diva.DivaAgentLoopManager  # DIVA: uid -> problem
+  +actor_rollout_ref.rollout.agent.agent_loop_manager_class=vade_verl.diva.verl_plugin.DivaAgentLoopManager  # DIVA: uid -> problem
   actor_rollout_ref.rollout.val_kwargs.do_sample=True           # authors: validation sampled at
   actor_rollout_ref.rollout.val_kwargs.temperature=0.6          # T = 0.6, top-p 0.95, once
   actor_rollout_ref.rollout.val_kwargs.top_p=0.95

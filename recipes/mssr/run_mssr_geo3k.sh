@@ -54,7 +54,7 @@ knob MSSR_WARM_DIR "$CKPT_DIR/mssr_warm_start"  # ours: the pass's dump; delete 
 check_knobs
 
 OVERRIDES=(
-  algorithm.adv_estimator=mssr                                  # paper (registered by vade_verl.verl_mssr)
+  algorithm.adv_estimator=mssr                                  # paper (registered by vade_verl.mssr.verl_plugin)
   algorithm.norm_adv_by_std_in_grpo=True                        # paper: batch-normalised r - v
   algorithm.use_kl_in_reward=False                              # paper: KL as a loss term only
   data.train_files="$TRAIN_FILES"
@@ -65,7 +65,7 @@ OVERRIDES=(
   data.filter_overlong_prompts=True                             # verl (authors too)
   data.truncation=error                                         # verl
   data.image_key=images                                         # verl
-  data.custom_cls.path=pkg://vade_verl.verl_mssr                # paper: per-prompt Beta baselines, kept
+  data.custom_cls.path=pkg://vade_verl.mssr.verl_plugin                # paper: per-prompt Beta baselines, kept
   data.custom_cls.name=MSSRDataset                              # by the dataset (docs/mssr.md)
   data.dataloader_num_workers=0                                 # MSSR: rows built where the baselines live
   +data.mssr.alpha="$MSSR_ALPHA"

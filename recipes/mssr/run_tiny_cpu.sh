@@ -17,7 +17,7 @@ STEPS="${STEPS:-2}"
 export PYTHON="${PYTHON:-python}"
 cd "$ROOT"
 
-EXTRA_EXTERNAL_MODULES=vade_verl.verl_mssr
+EXTRA_EXTERNAL_MODULES=vade_verl.mssr.verl_plugin
 source "$ROOT/recipes/ci/tiny_cpu_common.sh"
 export VERL_LOGGING_LEVEL=INFO
 rm -rf "$WORK" && mkdir -p "$WORK"

@@ -179,7 +179,7 @@ def build_vl_model(out_dir: str, seed: int = 0) -> str:
 
 def drop_text_model_type(model_dir: str) -> None:
     """Remove ``text_config.model_type`` from a saved Qwen2.5-VL ``config.json``, so that verl sees the model as
-    ``qwen2_5_vl`` and applies its vision-language patches (``vade_verl.data_check.check_model_type`` says why:
+    ``qwen2_5_vl`` and applies its vision-language patches (``vade_verl.verl_adapters.data_check.check_model_type`` says why:
     transformers 4.x answers the nested value first). The text config's class fixes its type anyway."""
     path = os.path.join(model_dir, "config.json")
     with open(path, encoding="utf-8") as f:

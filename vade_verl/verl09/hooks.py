@@ -21,6 +21,11 @@ from verl.utils.device import auto_set_device
 from verl.utils.import_utils import load_extern_object
 
 
+# Set on the V1 trainers of ``python3 -m vade_verl.verl09.main_ppo_v1`` (``v1_trainer.VADETrainerMixin``), which
+# attach the loader's sampler to the replay buffer; the replay buffer checks it without importing the trainer.
+FEEDS_REPLAY_BUFFER = "_vade_attaches_sampler_to_replay_buffer"
+
+
 @contextlib.contextmanager
 def rebound(module: ModuleType, **names: Any) -> Iterator[None]:
     """Bind ``module.<name> = value`` for each keyword while the block runs, then restore the old values."""

@@ -21,7 +21,7 @@ copies none of verl's trainer code. It
 
 One difference from verl 0.7.1: there, ``fit`` calls ``update`` after saving the step's
 checkpoint; here it runs before (``_update_actor`` precedes the save), so a checkpoint already
-holds its step's update and the sampler's resume replay (``vade_verl.sampler``) has nothing to
+holds its step's update and the sampler's resume replay (``vade_verl.vade.sampler``) has nothing to
 replay. ``_update_actor`` is skipped while ``trainer.critic_warmup`` exceeds the step (GAE runs
 with a critic warm-up only), and so is the update.
 """
@@ -58,7 +58,7 @@ def check_config(config: DictConfig) -> None:
     if sampler is not None and issubclass(sampler, VADEV1Sampler):
         raise ValueError(
             f"data.sampler.class_name={config.data.sampler.class_name} is the V1 trainer's sampler: run "
-            "python3 -m vade_verl.verl09.main_ppo_v1, or take pkg://vade_verl.sampler VADESampler here"
+            "python3 -m vade_verl.verl09.main_ppo_v1, or take pkg://vade_verl.vade.sampler VADESampler here"
         )
     if sampler is not None and config.data.dataloader_num_workers != 0:
         raise ValueError(

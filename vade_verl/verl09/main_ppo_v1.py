@@ -34,7 +34,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 import verl.trainer.ppo.v1 as verl_v1  # noqa: E402
-from vade_verl.sampler import VADESampler  # noqa: E402
+from vade_verl.vade.sampler import VADESampler  # noqa: E402
 from vade_verl.verl09.hooks import python_class, rebound, run_checked, sampler_class  # noqa: E402
 from vade_verl.verl09.replay_buffer import ENTRY_HINT, _VADEFeedback  # noqa: E402
 from vade_verl.verl09.v1_sampler import VADEV1Sampler  # noqa: E402

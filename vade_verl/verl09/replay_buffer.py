@@ -36,9 +36,9 @@ import numpy as np
 import transfer_queue as tq
 from transfer_queue import KVBatchMeta
 
+from vade_verl.verl09.hooks import FEEDS_REPLAY_BUFFER
 from vade_verl.verl09.v1_sampler import VADEV1Sampler
-from vade_verl.verl_batch import scored_rollouts
-from verl import DataProto
+from vade_verl.verl_adapters.batch import Rollouts
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
 TRAIN_PARTITION = "train"
@@ -76,14 +76,14 @@ def prompt_uids(partition_id: str) -> set[str]:
     return {key for key, tag in items.items() if tag.get("is_prompt", False)}
 
 
-def sampled_groups_batch(batch: KVBatchMeta) -> DataProto:
-    """The sampled rollouts, one per session, in the layout ``VADESampler.update`` reads."""
+def sampled_rollouts(batch: KVBatchMeta) -> Rollouts:
+    """The sampled rollouts, one per session, as the plain record ``VADESampler.update_rollouts`` reads."""
     keys = final_session_keys(batch.keys)
     fields = [REWARD_FIELD, EXTRA_INFO_FIELD, EXTRA_FIELDS_FIELD]
     data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
     rewards = [float(row.sum()) for row in data[REWARD_FIELD].unbind(0)]
     uids = [key.split("_")[0] for key in keys]
-    return scored_rollouts(uids, list(data[EXTRA_INFO_FIELD]), rewards, common_reward_extra(list(data[EXTRA_FIELDS_FIELD])))
+    return Rollouts.from_columns(uids, list(data[EXTRA_INFO_FIELD]), rewards, common_reward_extra(list(data[EXTRA_FIELDS_FIELD])))
 
 
 class _VADEFeedback:
@@ -92,11 +92,9 @@ class _VADEFeedback:
     sync_mode: bool
 
     def __init__(self, *, trainer_mode: str, refill_fn: Any = None, **kwargs: Any):
-        from vade_verl.verl09.v1_trainer import VADETrainerMixin  # imports this module
-
         self.check_trainer_mode(trainer_mode)
         # verl passes the trainer's bound ``_add_prompts_to_generate`` (trainer_base.py:161)
-        if not isinstance(getattr(refill_fn, "__self__", None), VADETrainerMixin):
+        if not getattr(getattr(refill_fn, "__self__", None), FEEDS_REPLAY_BUFFER, False):
             raise ValueError(f"{type(self).__name__} needs the trainer of python3 -m vade_verl.verl09.main_ppo_v1{ENTRY_HINT}")
         super().__init__(trainer_mode=trainer_mode, refill_fn=refill_fn, **kwargs)
         self.vade_sampler: VADEV1Sampler | None = None
@@ -120,8 +118,8 @@ class _VADEFeedback:
         batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
         if partition_id != TRAIN_PARTITION:
             return batch, metrics
-        rollouts = sampled_groups_batch(batch)
-        group_uids = list(dict.fromkeys(rollouts.non_tensor_batch["uid"].tolist()))
+        rollouts = sampled_rollouts(batch)
+        group_uids = list(dict.fromkeys(rollouts.group_keys.tolist()))
         return batch, {**metrics, **self.vade_sampler.feed(rollouts, global_steps, group_uids, prompt_uids(partition_id))}
 
 

@@ -1,7 +1,7 @@
 """VADE as the prompt sampler of verl 0.9's V1 trainer (``python3 -m vade_verl.verl09.main_ppo_v1``).
 
 The posteriors, Thompson/InfoGain selection, update and checkpoint state are ``VADESampler``'s
-(``vade_verl.sampler``); this subclass adapts them to how V1 draws and trains prompts
+(``vade_verl.vade.sampler``); this subclass adapts them to how V1 draws and trains prompts
 (verl 0.9.1, ``verl/trainer/ppo/v1/trainer_base.py``):
 
 * **Selection block.** V1's loader fetches ``data.gen_batch_size`` prompts at a time, and forces it
@@ -36,7 +36,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from omegaconf import OmegaConf
 
-from vade_verl.sampler import VADESampler
+from vade_verl.vade.sampler import VADESampler
+from vade_verl.verl_adapters.batch import Rollouts
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +95,10 @@ class VADEV1Sampler(VADESampler):
             self._uid_stamps[str(uid)] = self._unclaimed.popleft()
 
     # -- reward feedback -------------------------------------------------------------------------
-    def feed(self, batch: Any, global_step: int, group_uids: Sequence[str], live_uids: set) -> dict:
+    def feed(self, rollouts: Rollouts, global_step: int, group_uids: Sequence[str], live_uids: set) -> dict:
         """``update`` with the groups trained at ``global_step``; returns the ``vade/*`` metrics.
 
-        ``batch`` has verl 0.7.1's layout (``vade_verl.verl_batch``), ``group_uids`` are its
+        ``rollouts`` is the parsed record (``vade_verl.verl_adapters.batch.Rollouts``), ``group_uids`` its
         distinct prompt uids and ``live_uids`` the prompts still in TransferQueue: stamps of
         prompts neither trained nor live (evicted by the replay buffer) are dropped.
         """
@@ -106,7 +107,7 @@ class VADEV1Sampler(VADESampler):
         unrecorded = len(stamps) - known.size
         if unrecorded:
             logger.warning("VADE: %d trained groups have no selection record; left out of %s", unrecorded, STALENESS_METRIC)
-        self.update(batch)
+        self.update_rollouts(rollouts)
         self.evidence_step = int(global_step)
         self._uid_stamps = {uid: stamp for uid, stamp in self._uid_stamps.items() if uid in live_uids}
         staleness = (global_step - 1) - known

@@ -19,7 +19,7 @@ import functools
 
 from tensordict import TensorDict
 
-from vade_verl.verl09.hooks import create_rl_sampler, rebound
+from vade_verl.verl09.hooks import FEEDS_REPLAY_BUFFER, create_rl_sampler, rebound
 from vade_verl.verl09.replay_buffer import ENTRY_HINT, _VADEFeedback
 from vade_verl.verl09.v1_sampler import VADEV1Sampler
 from verl.trainer.ppo.v1 import get_trainer_cls, trainer_base
@@ -43,6 +43,9 @@ class VADETrainerMixin:
         if isinstance(sampler, VADEV1Sampler):
             sampler.claim(list(batch["uid"]))
         return batch
+
+
+setattr(VADETrainerMixin, FEEDS_REPLAY_BUFFER, True)  # the replay buffer checks it without importing this module
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """Offline DIVA-GRPO columns: paraphrases and reasoning-step hints, written once with a model you name.
 
-    python -m vade_verl.data.diva_prep --input ~/data/geo3k/train.parquet \\
+    python -m vade_verl.diva.prep --input ~/data/geo3k/train.parquet \\
         --output ~/data/geo3k/train_diva.parquet --model Qwen/Qwen2.5-VL-7B-Instruct \\
         [--backend transformers|vllm] [--paraphrases 5] [--batch-size 8] [--max-new-tokens 1024] \\
         [--temperature 0.7] [--seed 0] [--question-key question] [--limit N] [--keep-unverified]
@@ -15,7 +15,7 @@ default; also CPU) or vLLM, and keeps every row: a row whose steps do not reach 
 gets an empty ``solution`` (counted; its hint variants fall back, see docs/diva.md) unless
 ``--keep-unverified``.
 
-The question sent to the model is the one training rewrites (:func:`vade_verl.diva_variants.row_question`:
+The question sent to the model is the one training rewrites (:func:`vade_verl.diva.variants.row_question`:
 ``extra_info.question`` in verl's geo3k layout, else the prompt's user text), so the answer-format
 instruction of the prompt is neither paraphrased nor lost. Images go to the model when it has an
 image processor (a vision-language model) and are left out for a text-only model (logged).
@@ -35,7 +35,7 @@ from typing import Any
 
 from PIL import Image
 
-from vade_verl.diva_variants import row_field, row_question
+from vade_verl.diva.variants import row_field, row_question
 
 logger = logging.getLogger(__name__)
 

@@ -2,13 +2,13 @@
 
 Selected by configuration alone (see docs/diva.md and recipes/diva/)::
 
-    data.custom_cls.path=pkg://vade_verl.verl_diva data.custom_cls.name=DivaRLHFDataset
+    data.custom_cls.path=pkg://vade_verl.diva.verl_plugin data.custom_cls.name=DivaRLHFDataset
     data.dataloader_num_workers=0
-    +actor_rollout_ref.rollout.agent.agent_loop_manager_class=vade_verl.verl_diva.DivaAgentLoopManager
+    +actor_rollout_ref.rollout.agent.agent_loop_manager_class=vade_verl.diva.verl_plugin.DivaAgentLoopManager
     algorithm.adv_estimator=diva_grpo   [+algorithm.diva.k=0.1 ...]  [+data.diva.num_variants=1 ...]
 
 Loading either configured class imports this module in the driver (verl's TaskRunner), which
-registers the ``diva_grpo`` advantage estimator there (``VERL_USE_EXTERNAL_MODULES=vade_verl.verl_diva``
+registers the ``diva_grpo`` advantage estimator there (``VERL_USE_EXTERNAL_MODULES=vade_verl.diva.verl_plugin``
 does the same in every process). How the pieces meet in ``RayPPOTrainer.fit`` (all in the driver,
 verl 0.7.1 ``verl/trainer/ppo/ray_trainer.py``):
 
@@ -23,9 +23,9 @@ verl 0.7.1 ``verl/trainer/ppo/ray_trainer.py``):
    (``rm_scores``: the reward function's score, before any KL penalty). Records accumulate over
    every generation call of a step (a trainer that regenerates to fill a batch calls it repeatedly).
 3. Advantage: verl calls the registered estimator with ``token_level_rewards`` and ``index`` (the
-   uid array) only; it looks the uids up, computes :func:`vade_verl.diva_grpo.compute_diva_advantage`
+   uid array) only; it looks the uids up, computes :func:`vade_verl.diva.advantage.compute_diva_advantage`
    on the summed rewards, updates each problem's difficulty from the correctness of the task
-   scores of the problem and its variants (:mod:`vade_verl.rewards`), and clears the step's record.
+   scores of the problem and its variants (:mod:`vade_verl.verl_adapters.rewards`), and clears the step's record.
 4. Checkpoint: ``fit`` saves after the advantage, so the difficulty table (and the per-problem
    draw counters that make variants reproducible) in ``DivaRLHFDataset.state_dict`` -- saved by
    verl's ``StatefulDataLoader`` in ``data.pt`` -- already holds the step's update: a resumed run
@@ -56,12 +56,12 @@ from verl.experimental.agent_loop import AgentLoopManager
 from verl.trainer.ppo.core_algos import register_adv_est
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.ray_utils import auto_await
-from vade_verl.diva_grpo import DifficultyConfig, DifficultyTracker, DivaAdvantageConfig, compute_diva_advantage
-from vade_verl.data_check import check_plugin_dataset
-from vade_verl.diva_variants import VariantConfig, VariantContent, make_variants, row_field, row_question
-from vade_verl.rewards import CorrectnessRule, as_correctness
-from vade_verl.verl_batch import ORIGINAL_VARIANT, VARIANT_FIELD
-from vade_verl.verl_metrics import publish_to_fit_metrics
+from vade_verl.diva.advantage import DifficultyConfig, DifficultyTracker, DivaAdvantageConfig, compute_diva_advantage
+from vade_verl.verl_adapters.data_check import check_plugin_dataset
+from vade_verl.diva.variants import VariantConfig, VariantContent, make_variants, row_field, row_question
+from vade_verl.verl_adapters.rewards import CorrectnessRule, as_correctness
+from vade_verl.verl_adapters.batch import ORIGINAL_VARIANT, VARIANT_FIELD, is_validation, output_sequence_scores, prompt_rows
+from vade_verl.verl_adapters.metrics import publish_to_fit_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +97,8 @@ class DivaDriverState:
         self.task_scores: dict[str, np.ndarray] = {}
         self.last_metrics: dict[str, float] = {}
 
-    def record_prompts(self, non_tensor_batch: Mapping[str, np.ndarray]) -> int:
-        """Add this call's rows to the uid map; returns how many rows lacked DIVA fields."""
-        uids, infos = non_tensor_batch.get("uid"), non_tensor_batch.get("extra_info")
-        if uids is None or infos is None:
-            raise ValueError("DIVA: the rollout batch has no 'uid' or 'extra_info' column")
+    def record_prompts(self, uids: Sequence[str], infos: Sequence[Any]) -> int:
+        """Add this call's rows (``uid``, ``extra_info``) to the uid map; returns how many rows lacked DIVA fields."""
         missing = 0
         for uid, info in zip(uids, infos, strict=True):
             if not info or PROBLEM_ID_KEY not in info or DIFFICULTY_KEY not in info:
@@ -115,16 +112,14 @@ class DivaDriverState:
             )  # fmt: skip
         return missing
 
-    def record_scores(self, uids: Sequence[str], output: Any) -> int:
-        """Keep each rollout's task score (``rm_scores`` summed) by uid; output row i answers prompt row i.
+    def record_scores(self, uids: Sequence[str], scores: np.ndarray | None) -> int:
+        """Keep each rollout's task score (``rm_scores`` summed) by uid; score i answers prompt row i.
 
         Returns the number of rows recorded (0 when the output carries no ``rm_scores``: the reward
         is computed later, e.g. by a colocated reward model).
         """
-        batch = getattr(output, "batch", None)
-        if batch is None or "rm_scores" not in batch.keys():
+        if scores is None:
             return 0
-        scores = batch["rm_scores"].sum(dim=-1).double().cpu().numpy()
         if len(scores) != len(uids):
             raise ValueError(f"DIVA: the rollout output has {len(scores)} rows for {len(uids)} prompt rows")
         keys = np.asarray(uids).astype(str)
@@ -139,7 +134,7 @@ class DivaDriverState:
             raise KeyError(
                 f"DIVA: {len(unknown)} uid(s) have no recorded problem id (e.g. {unknown[0]!r}). The estimator "
                 "needs +actor_rollout_ref.rollout.agent.agent_loop_manager_class="
-                "vade_verl.verl_diva.DivaAgentLoopManager and data.custom_cls.name=DivaRLHFDataset"
+                "vade_verl.diva.verl_plugin.DivaAgentLoopManager and data.custom_cls.name=DivaRLHFDataset"
             )
         pairs = np.array([self.items[str(u)] for u in uids], dtype=np.int64).reshape(len(uids), 2)
         return pairs[:, 0], pairs[:, 1]
@@ -191,8 +186,8 @@ def compute_diva_grpo_outcome_advantage(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DIVA-GRPO advantage (``algorithm.adv_estimator=diva_grpo``), broadcast over response tokens.
 
-    Options under ``algorithm.diva``: :class:`vade_verl.diva_grpo.DivaAdvantageConfig` fields and
-    ``correctness`` (:class:`vade_verl.rewards.CorrectnessRule`: "auto", "fractional" or a number),
+    Options under ``algorithm.diva``: :class:`vade_verl.diva.advantage.DivaAdvantageConfig` fields and
+    ``correctness`` (:class:`vade_verl.verl_adapters.rewards.CorrectnessRule`: "auto", "fractional" or a number),
     which turns task scores into the correctness the difficulty update counts; the std division
     follows ``algorithm.norm_adv_by_std_in_grpo``. The advantage ranks the summed
     ``token_level_rewards`` (any finite values); the low-reward damping and the difficulty update
@@ -255,11 +250,12 @@ class DivaAgentLoopManager(AgentLoopManager):
 
     @auto_await
     async def generate_sequences(self, prompts):
-        if prompts.meta_info.get("validate", False):
+        if is_validation(prompts):
             return await super().generate_sequences(prompts)
-        DRIVER.record_prompts(prompts.non_tensor_batch)
+        uids, infos = prompt_rows(prompts)
+        DRIVER.record_prompts(uids, infos)
         output = await super().generate_sequences(prompts)
-        DRIVER.record_scores(prompts.non_tensor_batch["uid"], output)
+        DRIVER.record_scores(uids, output_sequence_scores(output, "rm_scores"))
         return output
 
 
@@ -356,9 +352,9 @@ class DivaRLHFDataset(RLHFDataset):
     ("solution": reasoning steps, a list or one per line), ``question_key`` ("question": the bare
     problem inside the prompt, which a paraphrase or hint rewrites while the rest of the prompt stays),
     ``difficulty_key`` ("difficulty": start difficulties), ``difficulty`` (a
-    :class:`~vade_verl.diva_grpo.DifficultyConfig` block) and ``variants`` (a
-    :class:`~vade_verl.diva_variants.VariantConfig` block). The columns are read from the parquet's top
-    level, or else from ``extra_info``; ``python -m vade_verl.data.diva_prep`` writes paraphrase and
+    :class:`~vade_verl.diva.advantage.DifficultyConfig` block) and ``variants`` (a
+    :class:`~vade_verl.diva.variants.VariantConfig` block). The columns are read from the parquet's top
+    level, or else from ``extra_info``; ``python -m vade_verl.diva.prep`` writes paraphrase and
     solution columns with a model.
 
     Only the training dataset expands: the one built from ``data.train_files`` (when train and

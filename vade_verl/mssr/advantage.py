@@ -1,6 +1,6 @@
 """MSSR: multimodal stabilized single-rollout RL (Liu et al., arXiv 2512.18215), the pure math.
 
-No verl import here: ``vade_verl.verl_mssr`` is the thin adapter that registers these pieces with verl.
+No verl import here: ``vade_verl.mssr.verl_plugin`` is the thin adapter that registers these pieces with verl.
 Where the paper and the authors' code (GitHub ruiiu/MSSR, ``verl/trainer/core_algos.py``) differ, both
 are here and docs/mssr.md has the side-by-side table.
 

@@ -1,6 +1,6 @@
 """A latent-difficulty population of training samples whose solve probabilities evolve with training.
 
-Pure numpy, no verl import; the simulator (``vade_verl.simulate``) drives it. It is a toy model of
+Pure numpy, no verl import; the simulator (``vade_verl.sim.simulate``) drives it. It is a toy model of
 what a GRPO run does to per-sample solve rates, made to compare samplers, not to predict a run.
 
 Each sample i has a logit ``z_i`` and solve probability ``p_i = sigmoid(z_i)``. A rollout is a

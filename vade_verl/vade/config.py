@@ -3,7 +3,7 @@
 Pure (omegaconf-compatible mappings, no verl import). Users toggle VADE with one override on top of
 the sampler class (see README)::
 
-    data.sampler.class_path=pkg://vade_verl.sampler data.sampler.class_name=VADESampler
+    data.sampler.class_path=pkg://vade_verl.vade.sampler data.sampler.class_name=VADESampler
     +data.sampler.vade.enable=False     # same sampler, verl's uniform random order
 
 Every key is optional; an unknown key or an out-of-range value raises at start with the key's
@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional
 
-from vade_verl.rewards import CorrectnessRule
-from vade_verl.vade import EXPECTED_SCORES, SCORE_REGISTRY, VARIANTS
+from vade_verl.verl_adapters.rewards import CorrectnessRule
+from vade_verl.vade.algorithm import EXPECTED_SCORES, SCORE_REGISTRY, VARIANTS
 
 CONFIG_PREFIX = "data.sampler.vade"
 RESUME_MODES = ("exact", "approximate")
@@ -37,16 +37,16 @@ class VADEConfig:
     decay: False disables the two-scale decay (l1 = l2 = 1, ablation "no decay").
     variant: "paper" (the paper's VADE) or "eig", ours: rank by the posterior-expected score
         instead of a Thompson draw, and apply l1 only to samples whose group was informative
-        (``vade_verl.vade``, docs/simulate.md). Takes the default selection.
+        (``vade_verl.vade.algorithm``, docs/simulate.md). Takes the default selection.
     seed: generator seed; None takes ``data.seed`` (0 included) and, if that is null too, 1.
-    correctness: how a rollout's score becomes Beta evidence (``vade_verl.rewards``): "auto"
+    correctness: how a rollout's score becomes Beta evidence (``vade_verl.verl_adapters.rewards``): "auto"
         (correct when the score of one of verl's built-in scorers is > 0.5, read from the reward
         function's ``acc`` output when the batch has one; other values raise at the first update),
         a number (correct when the score exceeds it) or "fractional" (scores in [0, 1] summed as
         fractional successes).
     resume: "exact" refuses to resume from a checkpoint whose step's evidence cannot be restored
-        (see ``vade_verl.sampler``); "approximate" resumes without it, with a warning.
-    state_dir: folder for the per-step update records (see ``vade_verl.sampler``); None takes
+        (see ``vade_verl.vade.sampler``); "approximate" resumes without it, with a warning.
+    state_dir: folder for the per-step update records (see ``vade_verl.vade.sampler``); None takes
         ``trainer.default_local_dir`` of the run's config.
     """
 

@@ -1,7 +1,7 @@
 """DIVA-GRPO math: difficulty tracking, variant-difficulty draw, local+global advantage.
 
 DIVA-GRPO, "difficulty-adaptive variant advantage" (arXiv 2603.01106). Pure numpy/torch, no verl
-import; the verl adapter is :mod:`vade_verl.verl_diva`. Defaults are the paper's values or, where the
+import; the verl adapter is :mod:`vade_verl.diva.verl_plugin`. Defaults are the paper's values or, where the
 paper is silent or differs, the authors' released code (GitHub Siaaaaaa1/DIVA_GRPO_release, files
 cited below); docs/diva.md tabulates every choice (paper / authors' code / ours).
 
@@ -22,7 +22,7 @@ Variant difficulty (Sec. 3.2)
     (``DifficultyConfig.single_variant_targets``). With several variants only the first one with a
     negative shift keeps it, the others get a shift drawn from 0..3 (release ``generate_variants``,
     ``allow_multiple_thinking=False``). The shift ``D = target - d`` chooses the kind of variant
-    (:mod:`vade_verl.diva_variants`).
+    (:mod:`vade_verl.diva.variants`).
 
 Advantage (Sec. 3.3), for response ``i`` with summed reward ``r_i``:
     ``A_local_i  = (r_i - mean_L) / (std_L + eps)`` over the rollouts of the prompt's own group L (uid);
@@ -235,7 +235,7 @@ class DifficultyTracker:
     def update(self, problem_ids: Sequence[int], correctness: Sequence[float]) -> dict[int, tuple[float, int, int]]:
         """Update every problem present from the mean correctness of all its rows (problem and variants).
 
-        ``problem_ids[i]`` and ``correctness[i]`` (in [0, 1], see :mod:`vade_verl.rewards`) describe one
+        ``problem_ids[i]`` and ``correctness[i]`` (in [0, 1], see :mod:`vade_verl.verl_adapters.rewards`) describe one
         rollout; NaN entries are left out (the caller counts them). Returns
         ``{problem id: (mean correctness, old d, new d)}``.
         """

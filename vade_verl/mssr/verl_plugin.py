@@ -3,7 +3,7 @@
 Importing this module registers, in verl's own registry (``verl.trainer.ppo.core_algos``), the advantage
 estimator ``mssr`` (``algorithm.adv_estimator=mssr``), run on the driver, and defines
 :class:`MSSRDataset`, verl's ``RLHFDataset`` plus the per-prompt Beta baselines
-(``data.custom_cls.path=pkg://vade_verl.verl_mssr data.custom_cls.name=MSSRDataset``). The policy loss is
+(``data.custom_cls.path=pkg://vade_verl.mssr.verl_plugin data.custom_cls.name=MSSRDataset``). The policy loss is
 verl's vanilla clipped PPO loss (``loss_mode=vanilla``, verl's default; ``loss_mode=mssr`` is a name for
 the same function, kept so that configs from before the shaping moved into the estimator still run).
 
@@ -26,9 +26,9 @@ inside verl's ``data.pt`` (``StatefulDataLoader`` saves a ``Stateful`` dataset).
 Where the entropy and the KL come from: the estimator receives no log-probs, but it runs inside ``fit``,
 whose locals hold the step's ``batch`` (``old_log_probs``, ``ref_log_prob``, ``response_mask``) and
 ``entropys``, the full-vocabulary entropies of verl's old-log-prob pass (``ray_trainer.py:1404-1419``:
-read into the local ``entropys``, then popped from the batch). ``vade_verl.verl_batch.trainer_step_holding``
+read into the local ``entropys``, then popped from the batch). ``vade_verl.verl_adapters.batch.trainer_step_holding``
 finds the trainer frame whose ``batch`` holds the very ``reward_baselines`` tensor the estimator was
-given (the search our plug-ins' metrics use, ``vade_verl.verl_metrics``). So the shaping happens in the estimator, as in the
+given (the search our plug-ins' metrics use, ``vade_verl.verl_adapters.metrics``). So the shaping happens in the estimator, as in the
 authors' code (ruiiu/MSSR ``verl/trainer/core_algos.py:compute_mvsr_advantage``), with ``H_t`` from the
 policy that generated the rollouts, fixed over the step's mini-batch updates; and step k's KL enters the
 window before step k's rho, as in the authors' ``MVSRValueTracker.update``.
@@ -59,8 +59,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vade_verl.data_check import check_plugin_dataset
-from vade_verl.mssr import (
+from vade_verl.verl_adapters.data_check import check_plugin_dataset
+from vade_verl.mssr.advantage import (
     MSSRBaselineConfig,
     MSSRBaselineState,
     MSSRShapingConfig,
@@ -69,9 +69,9 @@ from vade_verl.mssr import (
     sequence_mean_kl,
     shape_advantages,
 )
-from vade_verl.rewards import CorrectnessRule, as_correctness
-from vade_verl.verl_batch import batch_tensor, dataset_ground_truths, trainer_step_holding
-from vade_verl.verl_metrics import MetricsPublisher
+from vade_verl.verl_adapters.rewards import CorrectnessRule, as_correctness
+from vade_verl.verl_adapters.batch import batch_tensor, dataset_ground_truths, trainer_step_holding
+from vade_verl.verl_adapters.metrics import MetricsPublisher
 from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla, kl_penalty, register_adv_est, register_policy_loss
 from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.torch_functional import masked_mean
@@ -99,9 +99,9 @@ register_policy_loss(NAME)(compute_policy_loss_vanilla)
 class MSSROptions:
     """Everything MSSR reads from ``+data.mssr.*`` (defaults: the authors' settings, see docs/mssr.md).
 
-    Baseline keys (:class:`vade_verl.mssr.MSSRBaselineConfig`): ``rho_min``, ``rho_max``, ``target_kl``,
-    ``kl_window``, ``rho_schedule``, ``rho``. Shaping keys (:class:`vade_verl.mssr.MSSRShapingConfig`):
-    ``alpha``, ``kappa``, ``entropy``. Others: ``correctness`` (``vade_verl.rewards.CorrectnessRule``:
+    Baseline keys (:class:`vade_verl.mssr.advantage.MSSRBaselineConfig`): ``rho_min``, ``rho_max``, ``target_kl``,
+    ``kl_window``, ``rho_schedule``, ``rho``. Shaping keys (:class:`vade_verl.mssr.advantage.MSSRShapingConfig`):
+    ``alpha``, ``kappa``, ``entropy``. Others: ``correctness`` (``vade_verl.verl_adapters.rewards.CorrectnessRule``:
     ``auto``, ``fractional`` or a threshold), ``init`` (``warm_start`` or ``first_visit``) and
     ``warm_start_file`` (verl's validation dump, required with ``init=warm_start``).
     """
@@ -239,7 +239,7 @@ def _dataset_of(reward_baselines: Optional[torch.Tensor]) -> "MSSRDataset":
         got = None if reward_baselines is None else tuple(reward_baselines.shape)
         raise ValueError(
             f"adv_estimator=mssr needs the batch column '{BASELINE_KEY}' of shape (batch, 2) written by "
-            f"MSSRDataset (got {got}): use data.custom_cls.path=pkg://vade_verl.verl_mssr "
+            f"MSSRDataset (got {got}): use data.custom_cls.path=pkg://vade_verl.mssr.verl_plugin "
             "data.custom_cls.name=MSSRDataset with data.dataloader_num_workers=0"
         )
     tokens = torch.unique(reward_baselines[:, 1]).tolist()
@@ -266,9 +266,9 @@ def compute_mssr_outcome_advantage(
     """MSSR advantage on the driver: ``A' = shape(normalise_batch(r - v), H)`` (paper Sec. 3).
 
     ``v`` is each row's baseline before this step (:class:`MSSRDataset`, by the ``[position, token]``
-    column), ``r`` the verifiable reward, normalised by :func:`vade_verl.mssr.baseline_advantages` (std
+    column), ``r`` the verifiable reward, normalised by :func:`vade_verl.mssr.advantage.baseline_advantages` (std
     scaling per ``algorithm.norm_adv_by_std_in_grpo``, default True), then
-    ``A'_t = A_t + min(alpha H_t, |A_t| / kappa)`` per response token (:func:`vade_verl.mssr.shape_advantages`)
+    ``A'_t = A_t + min(alpha H_t, |A_t| / kappa)`` per response token (:func:`vade_verl.mssr.advantage.shape_advantages`)
     with ``H_t`` from the old-log-prob pass. Then the step's correctness (``data.mssr.correctness``) and KL
     update the dataset's Betas, and ``mssr/*`` metrics go to verl's step metrics. Returns
     ``(advantages, returns)``, both ``A'`` of shape ``(batch, response_length)``, as the authors' code.

@@ -1,14 +1,14 @@
 """DIVA-GRPO variant generation: difficulty-matched image/text variants of a problem (PIL/numpy only).
 
 DIVA-GRPO (arXiv 2603.01106, Sec. 3.2) turns the drawn shift ``D = target - d``
-(:func:`vade_verl.diva_grpo.draw_variant_difficulties`) into a variant. Defaults follow the authors'
+(:func:`vade_verl.diva.advantage.draw_variant_difficulties`) into a variant. Defaults follow the authors'
 code where the paper gives no number: the shift-to-variant table of GitHub Siaaaaaa1/DIVA-GRPO
 ``DIVA-GRPO/verl/utils/dataset.py`` (``difficulty_varient_function_list``, the table the paper's Sec. 3.2
 describes) and the perturbations of ``DIVA-GRPO/verl/difficulty_variation/difficulty_utils.py`` (the
 release Siaaaaaa1/DIVA_GRPO_release imports the same functions; its last copy is
 ``verl/difficulty_variation_old/difficulty_utils.py``). docs/diva.md tabulates paper / authors / ours.
 
-* ``D = 0``: a paraphrase of the question (a paraphrase column; ``python -m vade_verl.data.diva_prep`` writes one).
+* ``D = 0``: a paraphrase of the question (a paraphrase column; ``python -m vade_verl.diva.prep`` writes one).
 * ``D = +1..+3``: one perturbation at intensity 0.4 / 0.5 / 0.6, or (when a paraphrase exists) the
   paraphrase alone, all options equally likely; the paraphrase alone keeps the problem's difficulty
   (the authors' ``gen_var_text`` does not change it).
@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vade_verl.diva_grpo import DifficultyConfig, draw_variant_difficulties
+from vade_verl.diva.advantage import DifficultyConfig, draw_variant_difficulties
 
 RENDERED_QUESTION = "As shown in the image."
 """The question text of a rendered variant (the authors': "As shown in the <image>.")."""

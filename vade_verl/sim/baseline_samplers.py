@@ -31,8 +31,8 @@ from typing import Callable, Iterator, Tuple
 
 import numpy as np
 
-from vade_verl.population import informative_groups
-from vade_verl.vade import top_b
+from vade_verl.sim.population import informative_groups
+from vade_verl.vade.algorithm import top_b
 
 
 class GenerationLimitReached(ValueError):

@@ -2,7 +2,7 @@
 
 Select it with::
 
-    data.sampler.class_path=pkg://vade_verl.sampler data.sampler.class_name=VADESampler \\
+    data.sampler.class_path=pkg://vade_verl.vade.sampler data.sampler.class_name=VADESampler \\
     data.dataloader_num_workers=0 [+data.sampler.vade.<option>=<value> ...]
 
 How verl drives it (``verl/trainer/main_ppo.py:create_rl_sampler`` and ``RayPPOTrainer.fit``,
@@ -14,8 +14,8 @@ How verl drives it (``verl/trainer/main_ppo.py:create_rl_sampler`` and ``RayPPOT
   asks for it, after ``update`` of step t, so it sees the newest posteriors.
 * After every step ``fit`` calls ``update(batch=batch)`` with the rollouts (``ray_trainer.py:1600``);
   we read each row's ``extra_info.index`` (dataset row identity, mapped to the dataset position),
-  its score as verl's GRPO reads it (``vade_verl.verl_batch.batch_sequence_rewards``) and turn it
-  into correctness by ``data.sampler.vade.correctness`` (``vade_verl.rewards``).
+  its score as verl's GRPO reads it (``vade_verl.verl_adapters.batch.parse_rollouts``) and turn it
+  into correctness by ``data.sampler.vade.correctness`` (``vade_verl.verl_adapters.rewards``).
 * Checkpoints: verl saves the loader's ``state_dict()`` (which holds ours) as ``data.pt``, *before*
   it calls ``update`` in the same step (``ray_trainer.py:1529`` vs ``:1600``). So that the checkpoint
   of step k holds step k's evidence, ``state_dict`` applies the pending update itself when it runs
@@ -29,7 +29,7 @@ How verl drives it (``verl/trainer/main_ppo.py:create_rl_sampler`` and ``RayPPOT
   batch on its stack), ``load_state_dict`` applies that update's record if, and only if, its token
   matches; without one it refuses to resume (``data.sampler.vade.resume=exact``, the default) or
   resumes without that step's evidence and warns (``resume=approximate``).
-* Metrics: verl passes the hook no metrics dict; ``vade_verl.verl_metrics`` adds our ``vade/*``
+* Metrics: verl passes the hook no metrics dict; ``vade_verl.verl_adapters.metrics`` adds our ``vade/*``
   entries to the running trainer step's metrics, and warns once when there is none (they are kept
   in ``last_metrics``).
 * DIVA-GRPO variants (rows with ``extra_info.diva_variant`` other than "original") share their
@@ -51,20 +51,12 @@ try:
     from verl.experimental.dataset.sampler import AbstractCurriculumSampler
 except ImportError:  # verl >= 0.8 removed it; vade_verl.verl09 calls our `update` without the base class
     from torch.utils.data import Sampler as AbstractCurriculumSampler
-from vade_verl.config import CONFIG_PREFIX, VADEConfig
-from vade_verl.data_check import check_plugin_dataset
-from vade_verl.rewards import as_correctness
-from vade_verl.vade import VADEState, effective_ratio, posterior_mean
-from vade_verl.verl_batch import (
-    batch_evidence_mask,
-    batch_group_keys,
-    batch_reward_extra,
-    batch_row_ids,
-    batch_sequence_rewards,
-    dataset_row_ids,
-    trainer_step_batch,
-)
-from vade_verl.verl_metrics import MetricsPublisher
+from vade_verl.vade.config import CONFIG_PREFIX, VADEConfig
+from vade_verl.verl_adapters.data_check import check_plugin_dataset
+from vade_verl.verl_adapters.rewards import as_correctness
+from vade_verl.vade.algorithm import VADEState, effective_ratio, posterior_mean
+from vade_verl.verl_adapters.batch import Rollouts, dataset_row_ids, parse_rollouts, trainer_step_batch
+from vade_verl.verl_adapters.metrics import MetricsPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -161,46 +153,48 @@ class VADESampler(AbstractCurriculumSampler):
             raise ValueError(f"extra_info.index values not in the training dataset: {np.unique(row_ids[unknown])[:5].tolist()}")
         return self._id_order[where]
 
-    def _evidence_positions(self, batch: Any) -> np.ndarray:
-        """Dataset positions of the batch's rows that are evidence (all but DIVA variants), one per row."""
-        return self.positions_of(batch_row_ids(batch)[batch_evidence_mask(batch)])
+    def _evidence_positions(self, rollouts: Rollouts) -> np.ndarray:
+        """Dataset positions of the rollouts that are evidence (all but DIVA variants), one per rollout."""
+        return self.positions_of(rollouts.row_ids[rollouts.is_evidence])
 
-    def _correctness(self, batch: Any, scores: np.ndarray) -> np.ndarray:
-        """Per-row evidence by ``data.sampler.vade.correctness``; "auto" reads the ``acc`` output when present."""
-        source = scores
-        if self.correctness.mode == "auto":
-            extra = batch_reward_extra(batch, CORRECTNESS_EXTRA)
-            if extra is not None:
-                source = np.where(np.isnan(scores), np.nan, extra)
+    def _correctness(self, rollouts: Rollouts) -> np.ndarray:
+        """Per-rollout evidence by ``data.sampler.vade.correctness``; "auto" reads the ``acc`` output when present."""
+        source = rollouts.scores
+        extra = rollouts.reward_extras.get(CORRECTNESS_EXTRA)
+        if self.correctness.mode == "auto" and extra is not None:
+            source = np.where(np.isnan(rollouts.scores), np.nan, extra)
         return as_correctness(source, self.correctness, CORRECTNESS_KEY)
 
     def update(self, batch: Any) -> None:
-        """Feed back one step's rollouts (``RayPPOTrainer.fit`` calls it after each step)."""
+        """Feed back one step's rollouts (``RayPPOTrainer.fit`` calls it after each step with its ``DataProto``)."""
+        self.update_rollouts(parse_rollouts(batch, extras=(CORRECTNESS_EXTRA,)))
+
+    def update_rollouts(self, rollouts: Rollouts) -> None:
+        """``update`` on rollouts already parsed (trainers whose batches have another layout: verl 0.9's V1)."""
         applied, self._applied_at_save = self._applied_at_save, None
         if applied is None:
-            metrics = self._apply_step(batch)
+            metrics = self._apply_step(rollouts)
         else:
             positions, metrics = applied
-            if not np.array_equal(np.unique(self._evidence_positions(batch)), positions):
+            if not np.array_equal(np.unique(self._evidence_positions(rollouts)), positions):
                 raise RuntimeError(
                     "VADE: the batch given to update() is not the one whose rewards were applied when the "
                     "step's checkpoint was saved; the trainer changed the step's batch after saving it"
                 )
         self._metrics.publish(metrics)
 
-    def _apply_step(self, batch: Any) -> dict:
+    def _apply_step(self, rollouts: Rollouts) -> dict:
         """Apply the step's evidence to the posteriors, write its record; returns the step's metrics."""
-        own = batch_evidence_mask(batch)
-        positions = self.positions_of(batch_row_ids(batch)[own])
-        scores = batch_sequence_rewards(batch)
-        evidence = self._correctness(batch, scores)[own]
+        own = rollouts.is_evidence
+        positions = self._evidence_positions(rollouts)
+        evidence = self._correctness(rollouts)[own]
         before = posterior_mean(self.state.alpha, self.state.beta)
         record = self.state.update(positions, evidence)
         self._write_record(record)
         if record["skipped"]:
             logger.warning("VADE skipped %d rollouts with NaN reward at update %d", record["skipped"], self.state.num_updates)
         metrics = {
-            "vade/effective_ratio": effective_ratio(batch_group_keys(batch), scores),
+            "vade/effective_ratio": effective_ratio(rollouts.group_keys, rollouts.scores),
             "vade/never_seen": int((~self.state.seen).sum()),
             "vade/skipped_rewards": record["skipped"],
             "vade/variant_rollouts_ignored": int((~own).sum()),
@@ -248,7 +242,7 @@ class VADESampler(AbstractCurriculumSampler):
         """Apply the step's update now if verl is saving inside a step that holds the step's rewards.
 
         verl 0.7.1 saves the checkpoint before it calls ``update`` (module doc); the step's batch is
-        then a local of the trainer's step on the call stack (``verl_batch.trainer_step_batch``). It is
+        then a local of the trainer's step on the call stack (``verl_adapters.batch.trainer_step_batch``). It is
         applied only if its rows are exactly the pending selection.
         """
         batch = trainer_step_batch()
@@ -259,7 +253,8 @@ class VADESampler(AbstractCurriculumSampler):
                 self.state.num_updates + 1,
             )
             return
-        positions = np.unique(self._evidence_positions(batch))
+        rollouts = parse_rollouts(batch, extras=(CORRECTNESS_EXTRA,))
+        positions = np.unique(self._evidence_positions(rollouts))
         if not np.array_equal(positions, np.sort(self.state.last_selected)):
             logger.warning(
                 "VADE: the trainer step's batch being saved is not the pending selection (%d of %d rows "
@@ -268,7 +263,7 @@ class VADESampler(AbstractCurriculumSampler):
                 self.state.last_selected.size,
             )
             return
-        self._applied_at_save = (positions, self._apply_step(batch))
+        self._applied_at_save = (positions, self._apply_step(rollouts))
 
     def load_state_dict(self, state_dict: dict) -> None:
         if not np.array_equal(np.asarray(state_dict["row_ids"]), self.row_ids):

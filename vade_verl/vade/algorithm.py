@@ -1,6 +1,6 @@
 """VADE: variance-aware dynamic sampling (Hu et al., arXiv 2511.18902), the math only.
 
-Numpy only, no verl import: the verl adapter is ``vade_verl.sampler``.
+Numpy only, no verl import: the verl adapter is ``vade_verl.vade.sampler``.
 
 Per training sample i the policy's correctness probability has the posterior
 ``Beta(alpha_i + 1, beta_i + 1)`` (alpha = beta = 0 is the uniform prior; paper Sec. 3.1).
@@ -185,7 +185,7 @@ def aggregate_rollouts(positions: np.ndarray, rewards: np.ndarray):
     if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
         raise ValueError(
             f"VADE rewards must lie in [0, 1] (got min {finite.min():.4g}, max {finite.max():.4g}); "
-            "convert scores with vade_verl.rewards.as_correctness (data.sampler.vade.correctness)"
+            "convert scores with vade_verl.verl_adapters.rewards.as_correctness (data.sampler.vade.correctness)"
         )
     samples, inverse = np.unique(positions, return_inverse=True)
     successes = np.bincount(inverse, weights=np.where(valid, rewards, 0.0), minlength=samples.size)

@@ -14,12 +14,13 @@ The dataset row identity is ``extra_info["index"]``: verl's ``RLHFDataset`` copi
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from vade_verl.verl_metrics import trainer_step_frames
+from vade_verl.verl_adapters.metrics import trainer_step_frames
 
 ROW_ID_FIELD = "index"
 # DIVA-GRPO's variant rows keep their problem's extra_info.index and name their kind here.
@@ -94,57 +95,113 @@ def batch_tensor(batch: Any, key: str, why: str):
     return batch.batch[key]
 
 
-def batch_row_ids(batch: Any) -> np.ndarray:
-    """``extra_info.index`` of every rollout row of a trainer batch."""
+def _extra_infos(batch: Any) -> list:
     extra = batch.non_tensor_batch.get("extra_info")
     if extra is None:
         raise ValueError(f"the batch has no non_tensor 'extra_info' field: {_ADD_ID_HINT}")
-    return _row_ids_from_extra_info(list(extra), "the batch")
+    return list(extra)
 
 
-def batch_evidence_mask(batch: Any) -> np.ndarray:
-    """True for rows that are rollouts of their own dataset row, False for DIVA variants of it."""
-    extra = batch.non_tensor_batch.get("extra_info")
-    if extra is None:
-        raise ValueError(f"the batch has no non_tensor 'extra_info' field: {_ADD_ID_HINT}")
-    return np.array([info.get(VARIANT_FIELD, ORIGINAL_VARIANT) == ORIGINAL_VARIANT for info in extra], dtype=bool)
-
-
-def batch_group_keys(batch: Any) -> np.ndarray:
-    """verl's per-step prompt group id (``uid``) of every rollout row."""
-    if "uid" not in batch.non_tensor_batch:
-        raise ValueError("the batch has no non_tensor 'uid' field (RayPPOTrainer.fit adds it per prompt)")
-    return np.asarray(batch.non_tensor_batch["uid"])
-
-
-def batch_sequence_rewards(batch: Any, key: str = "token_level_scores") -> np.ndarray:
-    """Scalar reward per rollout row, read as verl's outcome advantages read it: ``batch.batch[key].sum(-1)``.
-
-    verl 0.7.1's GRPO (``verl/trainer/ppo/core_algos.py:304``, ``compute_grpo_outcome_advantage``)
-    sums the token rewards over the whole response *without* ``response_mask``: the score sits at
-    the last attention token, whose mask can be 0 (rollout-correction rejection rewrites the mask
-    before the sampler sees the batch; an interaction-terminated multi-turn rollout ends on a
-    mask-0 token). NaN stays NaN (the caller skips and counts it).
-    """
-    if key not in batch.batch.keys():
-        raise ValueError(f"the batch has no tensor '{key}' (verl computes it in the reward step before the hook)")
-    return batch.batch[key].sum(dim=-1).double().cpu().numpy()
-
-
-def batch_reward_extra(batch: Any, name: str) -> Optional[np.ndarray]:
-    """The reward function's per-row extra output ``name`` as floats, or None when the batch has none.
-
-    verl 0.7.1's reward managers put every key of a dict-valued score there (math_dapo's ``acc`` is
-    its correctness, a bool) and, for a float-valued score, ``acc`` = the score itself
-    (``verl/experimental/reward_loop/reward_manager/naive.py:95``, ``dapo.py:104``).
-    """
-    if name not in batch.non_tensor_batch:
-        return None
-    values = batch.non_tensor_batch[name]
+def _numeric_extra(name: str, values: Sequence[Any]) -> np.ndarray:
+    """A reward function's per-row extra output as float64 (None -> NaN); non-numeric values raise."""
     try:
-        return np.asarray(values, dtype=np.float64)
+        return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"the reward function's extra output '{name}' is not numeric: {list(values[:3])}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollouts:
+    """One step's rollouts as the methods read them: plain arrays, one entry per rollout, checked once.
+
+    ``row_ids``: the dataset row's ``extra_info.index``; ``is_evidence``: False for DIVA-GRPO variant rows
+    (they share their problem's id but not its difficulty); ``scores``: the sequence score as verl's
+    GRPO reads it (NaN kept: the consumer skips and counts it); ``group_keys``: verl's per-step prompt
+    group id (``uid``); ``reward_extras``: the reward function's numeric extra outputs (e.g. ``acc``), None
+    read as NaN.
+    """
+
+    row_ids: np.ndarray
+    is_evidence: np.ndarray
+    scores: np.ndarray
+    group_keys: np.ndarray
+    reward_extras: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.row_ids)
+        sizes = {"is_evidence": len(self.is_evidence), "scores": len(self.scores), "group_keys": len(self.group_keys)}
+        sizes.update({f"reward extra '{name}'": len(values) for name, values in self.reward_extras.items()})
+        wrong = {name: size for name, size in sizes.items() if size != n}
+        if wrong:
+            raise ValueError(f"rollout columns disagree in length: {n} row ids, but {wrong}")
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+    @classmethod
+    def from_columns(
+        cls,
+        group_keys: Sequence[str],
+        extra_infos: Sequence[Any],
+        scores: Sequence[float],
+        reward_extras: Optional[Mapping[str, Sequence[Any]]] = None,
+        where: str = "the rollouts",
+    ) -> "Rollouts":
+        """The record from one entry per rollout: ``uid``, ``extra_info`` dict, sequence score, extras by name."""
+        return cls(
+            row_ids=_row_ids_from_extra_info(extra_infos, where),
+            is_evidence=np.array([info.get(VARIANT_FIELD, ORIGINAL_VARIANT) == ORIGINAL_VARIANT for info in extra_infos], dtype=bool),
+            scores=np.asarray(scores, dtype=np.float64),
+            group_keys=np.asarray(list(group_keys)).astype(str),
+            reward_extras={name: _numeric_extra(name, list(values)) for name, values in (reward_extras or {}).items()},
+        )
+
+
+def parse_rollouts(batch: Any, extras: Sequence[str] = (), score_key: str = "token_level_scores") -> Rollouts:
+    """A verl 0.7.1 trainer batch (a ``DataProto`` as ``RayPPOTrainer.fit`` hands it to ``update``) as :class:`Rollouts`.
+
+    The score is read as verl's outcome advantages read it, ``batch.batch[score_key].sum(-1)``: verl 0.7.1's
+    GRPO (``verl/trainer/ppo/core_algos.py:304``, ``compute_grpo_outcome_advantage``) sums the token
+    rewards over the whole response *without* ``response_mask``: the score sits at the last attention
+    token, whose mask can be 0 (rollout-correction rejection rewrites the mask before the sampler sees the
+    batch; an interaction-terminated multi-turn rollout ends on a mask-0 token). ``extras``: the reward
+    function's extra outputs to read where the batch has them (verl 0.7.1's reward managers put every key
+    of a dict-valued score there, e.g. math_dapo's ``acc``, and for a float-valued score ``acc`` = the score:
+    ``verl/experimental/reward_loop/reward_manager/naive.py:95``, ``dapo.py:104``).
+    """
+    if score_key not in batch.batch.keys():
+        raise ValueError(f"the batch has no tensor '{score_key}' (verl computes it in the reward step before the hook)")
+    if "uid" not in batch.non_tensor_batch:
+        raise ValueError("the batch has no non_tensor 'uid' field (RayPPOTrainer.fit adds it per prompt)")
+    present = {name: batch.non_tensor_batch[name] for name in extras if name in batch.non_tensor_batch}
+    return Rollouts.from_columns(
+        group_keys=batch.non_tensor_batch["uid"],
+        extra_infos=_extra_infos(batch),
+        scores=batch.batch[score_key].sum(dim=-1).double().cpu().numpy(),
+        reward_extras=present,
+        where="the batch",
+    )
+
+
+def prompt_rows(batch: Any) -> tuple[np.ndarray, list]:
+    """(``uid``, ``extra_info``) of every prompt row of a generation batch, before rollout."""
+    uids = batch.non_tensor_batch.get("uid")
+    if uids is None:
+        raise ValueError("the rollout batch has no non_tensor 'uid' field (RayPPOTrainer.fit adds it per prompt)")
+    return np.asarray(uids).astype(str), _extra_infos(batch)
+
+
+def output_sequence_scores(output: Any, key: str = "rm_scores") -> Optional[np.ndarray]:
+    """Per-row ``output.batch[key].sum(-1)`` of a rollout output, or None when it carries no ``key``."""
+    tensors = getattr(output, "batch", None)
+    if tensors is None or key not in tensors.keys():
+        return None
+    return tensors[key].sum(dim=-1).double().cpu().numpy()
+
+
+def is_validation(batch: Any) -> bool:
+    """Whether a generation batch is verl's validation pass (``meta_info["validate"]``)."""
+    return bool(batch.meta_info.get("validate", False))
 
 
 def trainer_step_batch() -> Optional[Any]:
@@ -203,27 +260,3 @@ def build_rollout_batch(batch_dict: dict, rollout_n: int, sequence_rewards: np.n
     batch.batch["token_level_scores"] = scores
     batch.batch["token_level_rewards"] = scores.clone()
     return batch
-
-
-def scored_rollouts(
-    group_keys: Sequence[str],
-    extra_infos: Sequence[Any],
-    sequence_rewards: Sequence[float],
-    reward_extra: Optional[dict] = None,
-):
-    """A batch in the layout the readers above take, from one entry per rollout.
-
-    For trainers that hold rollouts in another layout (verl 0.9's V1 replay buffer,
-    ``vade_verl.verl09.replay_buffer``): ``uid`` and ``extra_info`` per rollout, each reward as a
-    one-token ``token_level_scores`` (``batch_sequence_rewards`` gives it back unchanged), and the
-    reward function's extra outputs (``reward_extra``: name -> one value per rollout).
-    """
-    import torch
-
-    from verl import DataProto
-
-    rewards = torch.as_tensor(np.asarray(sequence_rewards, dtype=np.float64)).unsqueeze(-1)
-    non_tensors = {"uid": np.array(list(group_keys), dtype=object), "extra_info": np.array(list(extra_infos), dtype=object)}
-    for name, values in (reward_extra or {}).items():
-        non_tensors[name] = np.array(list(values), dtype=object)
-    return DataProto.from_dict(tensors={"token_level_scores": rewards}, non_tensors=non_tensors)

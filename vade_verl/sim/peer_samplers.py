@@ -9,7 +9,7 @@
   and the ``B`` candidates whose draws are closest to the target success rate (0.5) are rolled
   out ("topk" strategy). In our count notation (``alpha = a - 1``, ``beta = b - 1``, posterior
   ``Beta(alpha + 1, beta + 1)``) the update is ``alpha <- l alpha + s``: VADE's fast decay with
-  ``l1 = l`` and no slow decay, so it reuses ``vade_verl.vade.two_scale_decay``.
+  ``l1 = l`` and no slow decay, so it reuses ``vade_verl.vade.algorithm.two_scale_decay``.
 * GRESO (Zheng et al., arXiv 2506.02177; code github.com/Infini-AI-Lab/GRESO,
   ``verl/trainer/ttis/presampling_selector.py`` and ``verl/trainer/ppo/ray_trainer.py``): before
   rollout, a prompt whose last ``k`` groups were all correct is skipped with probability
@@ -29,9 +29,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from vade_verl.baselines import GenerationLimitReached
-from vade_verl.population import informative_groups
-from vade_verl.vade import thompson_draw, top_b, two_scale_decay
+from vade_verl.sim.baseline_samplers import GenerationLimitReached
+from vade_verl.sim.population import informative_groups
+from vade_verl.vade.algorithm import thompson_draw, top_b, two_scale_decay
 
 
 class MoPPSState:

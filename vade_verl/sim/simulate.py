@@ -1,13 +1,13 @@
 """``vade-verl simulate``: selection dynamics of VADE and the samplers users pick instead, on CPU.
 
-A population of N samples with latent solve probabilities (``vade_verl.population``) is trained
+A population of N samples with latent solve probabilities (``vade_verl.sim.population``) is trained
 for a number of steps by each sampler in turn, all from the same seed and the same initial
 population. Per step a sampler picks B prompts, each gets G Bernoulli rollouts, the rewards go back
 to the sampler, and the population takes a training step on the informative groups.
 
 VADE is fed exactly as in verl 0.7.1: ``VADESampler(data_source, data_config)`` is iterated for
 indices and its ``update(batch=...)`` gets a ``DataProto`` built as ``RayPPOTrainer.fit`` builds it
-(``vade_verl.verl_batch.build_rollout_batch``). verl's default sampler is rebuilt as
+(``vade_verl.verl_adapters.batch.build_rollout_batch``). verl's default sampler is rebuilt as
 ``create_rl_sampler`` builds it for ``data.shuffle=True`` (torchdata's ``RandomSampler`` with a
 ``torch.Generator`` seeded by ``data.seed``), batched with ``drop_last`` as the train loader does.
 
@@ -33,7 +33,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
-from vade_verl.baselines import (
+from vade_verl.sim.baseline_samplers import (
     GenerationLimitReached,
     dapo_fill,
     dapo_kept_groups,
@@ -43,9 +43,9 @@ from vade_verl.baselines import (
     pass_rate_filter,
     variance_aware_batch,
 )
-from vade_verl.config import VADEConfig
-from vade_verl.peers import GRESOConfig, GRESOState, MoPPSState, greso_fill
-from vade_verl.population import Dynamics, Population, informative_groups, initial_logits
+from vade_verl.vade.config import VADEConfig
+from vade_verl.sim.peer_samplers import GRESOConfig, GRESOState, MoPPSState, greso_fill
+from vade_verl.sim.population import Dynamics, Population, informative_groups, initial_logits
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +245,8 @@ def _vade_runner(config: SimConfig, env: Environment, **vade_options):
     import torch
     from omegaconf import OmegaConf
 
-    from vade_verl.sampler import VADESampler
-    from vade_verl.verl_batch import build_rollout_batch
+    from vade_verl.vade.sampler import VADESampler
+    from vade_verl.verl_adapters.batch import build_rollout_batch
 
     data_config = OmegaConf.create(
         {
@@ -493,7 +493,7 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
     def no_trainer_step(record: logging.LogRecord) -> bool:
         return False
 
-    metrics_logger = logging.getLogger("vade_verl.verl_metrics")
+    metrics_logger = logging.getLogger("vade_verl.verl_adapters.metrics")
     metrics_logger.addFilter(no_trainer_step)
     try:
         results = {}
