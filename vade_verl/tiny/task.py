@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 DATA_SOURCE = "vade_tiny/count_squares"
+KEYS_DATA_SOURCE = "vade_tiny/key_lookup"  # the learning benchmark's task (vade_verl.tiny.keys), scored alike
+SCORED_SOURCES = (DATA_SOURCE, KEYS_DATA_SOURCE)
 QUESTION = "how many squares ?"
 IMAGE_SIZE = 56
 SQUARE = 8
@@ -93,8 +95,8 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
     form also reports ``row_index`` (the row's ``extra_info.index``): verl copies extra reward keys into its
     rollout dumps (``trainer.rollout_data_dir``), which lets a test join each scored rollout to its row. It is
     a float because verl 0.7.1's dump (``ray_trainer.py:415`` ``json.dumps``) cannot serialise numpy ints."""
-    if data_source != DATA_SOURCE:
-        raise ValueError(f"compute_score only scores {DATA_SOURCE!r}, got data_source={data_source!r}")
+    if data_source not in SCORED_SOURCES:
+        raise ValueError(f"compute_score only scores {SCORED_SOURCES}, got data_source={data_source!r}")
     if not extra_info or "index" not in extra_info:
         raise ValueError(f"compute_score needs extra_info['index'] (stable row id), got extra_info={extra_info!r}")
     match = _FIRST_INT.search(solution_str)
