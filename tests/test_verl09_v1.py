@@ -271,13 +271,13 @@ def test_sync_fit_feeds_vade_the_groups_verl_trains(train_file, tmp_path, transf
     steps = 3 * N // BATCH
     config = compose_config(train_file, str(tmp_path), [*vade_overrides("sync"), f"trainer.total_training_steps={steps}"])
     fed = []
-    original_update = VADEV1Sampler.update
-    monkeypatch.setattr(VADEV1Sampler, "update", lambda self, batch: fed.append(batch) or original_update(self, batch))
+    original_update = VADEV1Sampler.update_rollouts
+    monkeypatch.setattr(VADEV1Sampler, "update_rollouts", lambda self, rollouts: fed.append(rollouts) or original_update(self, rollouts))
     trainer, recorder, agent_loop = train(config, with_failures=True)
     # what the replay buffer fed at step 1: one rollout per session, with the reward function's `acc`
-    rows = [info["index"] for info in fed[0].non_tensor_batch["extra_info"]]
+    rows = fed[0].row_ids.tolist()
     assert sorted(set(rows)) == recorder.trained[1] and len(rows) == len(recorder.trained[1]) * ROLLOUT_N
-    assert fed[0].non_tensor_batch["acc"].tolist() == fed[0].batch["token_level_scores"][:, 0].tolist()
+    assert fed[0].reward_extras["acc"].tolist() == fed[0].scores.tolist()
     assert sorted(recorder.trained) == list(range(1, steps + 1)) and recorder.updates == steps
     for step in recorder.trained:  # sync V1 trains exactly the prompts the loader gave at that step, but failed ones
         assert recorder.trained[step] == sorted(row for s, row in agent_loop.submitted if s == step and not failed(row, s))
