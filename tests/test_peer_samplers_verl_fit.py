@@ -242,6 +242,7 @@ def test_a_checkpoint_saved_without_its_update_resumes_from_the_update_record(tr
         ("+data.sampler.greso.hard_share=format", r"data\.sampler\.greso\.hard_share='format': must be one of"),
         ("+data.sampler.greso.p_min=0.96", r"data\.sampler\.greso\.p_min=0\.96: must not exceed data\.sampler\.greso\.p_max"),
         ("+data.sampler.greso.resume=never", r"data\.sampler\.greso\.resume='never'"),
+        ("+data.sampler.greso.min_keep=0", r"data\.sampler\.greso\.min_keep=0: must be above 0"),
     ],
 )
 def test_a_wrong_option_is_refused_at_start_with_its_full_key(train_file, tmp_path, override, message):

@@ -29,7 +29,8 @@ class GRESOConfig(SamplerOptions):
     target_zero_variance: target share of zero-variance groups per step; a third is the target for
         all-correct groups, two thirds for hard ones.
     step, p_min, p_max: each step ``p_easy``/``p_hard`` move by ``step`` within [p_min, p_max].
-    min_keep: the keep probability's floor.
+    min_keep: the keep probability's floor, in (0, 1]: above 0 every prompt can come back, so a batch
+        can always be filled.
     hard_share: which groups count as hard in the adaptation: "no_correct" (no rollout correct, the
         paper's all-wrong groups and the authors' skip rule) or "all_0.1" (every rollout's score is
         exactly 0.1, the authors' formatted-but-wrong reward: ``metric_utils.py:205``; only meaningful
@@ -53,6 +54,8 @@ class GRESOConfig(SamplerOptions):
 
     def validate(self, prefix: str = CONFIG_PREFIX) -> None:
         self.check_probability(prefix, "p_easy", "p_hard", "target_zero_variance", "step", "p_min", "p_max", "min_keep")
+        if self.min_keep <= 0:
+            self.fail(prefix, "min_keep", "must be above 0 (with 0 a prompt may never be kept again and a batch never filled)")
         if self.p_min > self.p_max:
             self.fail(prefix, "p_min", f"must not exceed {prefix}.p_max={self.p_max}")
         if self.hard_share not in HARD_SHARES:
