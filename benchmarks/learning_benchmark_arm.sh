@@ -7,6 +7,8 @@
 #   random    verl's default: the RandomSampler create_rl_sampler builds for data.shuffle=True, seeded by data.seed
 #   vade      VADESampler with the paper's defaults (l1 = 0.2, l2 = 0.999, InfoGain, Thompson), seeded by data.seed
 #   vade-eig  the same with +data.sampler.vade.variant=eig (ours, docs/simulate.md)
+#   mopps     MoPPSSampler with the authors' geo3k defaults (8 B candidates, decay 0.5, target 0.5), seeded by data.seed
+#   greso     GRESOSampler with the authors' defaults (p_easy = p_hard = 0.5, target_zero_variance 0.25), seeded by data.seed
 #
 #   benchmarks/learning_benchmark_arm.sh WORK ARM RUN [hydra overrides ...]
 #
@@ -30,7 +32,9 @@ case "$ARM" in
   vade) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.vade.sampler data.sampler.class_name=VADESampler) ;;
   vade-eig) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.vade.sampler data.sampler.class_name=VADESampler
                           +data.sampler.vade.variant=eig) ;;
-  *) echo "learning_benchmark_arm.sh: unknown arm '$ARM' (random, vade, vade-eig)" >&2; exit 2 ;;
+  mopps) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.mopps.sampler data.sampler.class_name=MoPPSSampler) ;;
+  greso) SAMPLER_ARGS=(data.sampler.class_path=pkg://vade_verl.greso.sampler data.sampler.class_name=GRESOSampler) ;;
+  *) echo "learning_benchmark_arm.sh: unknown arm '$ARM' (random, vade, vade-eig, mopps, greso)" >&2; exit 2 ;;
 esac
 
 source "$ROOT/recipes/ci/tiny_cpu_common.sh"

@@ -43,13 +43,13 @@ def require_vllm_cpu() -> None:
         pytest.skip(reason)
 
 
-def run_recipe(recipe: Path, work: Path, steps: int) -> str:
-    """``bash recipe work`` with STEPS and this interpreter; returns its output, raises with its tail.
+def run_recipe(recipe: Path, work: Path, steps: int, env: dict | None = None) -> str:
+    """``bash recipe work`` with STEPS, this interpreter and ``env``; returns its output, raises with its tail.
 
     The recipe runs in its own process group, so that a timeout also ends the trainer and the Ray
     processes it started.
     """
-    env = dict(os.environ, STEPS=str(steps), PYTHON=sys.executable)
+    env = dict(os.environ, **(env or {}), STEPS=str(steps), PYTHON=sys.executable)
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
         ["bash", str(recipe), str(work)],

@@ -17,7 +17,9 @@ from vade_verl.sim.baseline_samplers import (
     variance_aware_batch,
     weighted_sample_without_replacement,
 )
-from vade_verl.sim.peer_samplers import GRESOConfig, GRESOState, MoPPSState, greso_fill
+from vade_verl.greso.algorithm import GRESOParams, GRESOState
+from vade_verl.mopps.algorithm import MoPPSState
+from vade_verl.sim.peer_samplers import greso_fill
 from vade_verl.sim.population import Dynamics, Population, initial_logits, sigmoid
 
 # -- DAPO ----------------------------------------------------------------------------------------
@@ -101,7 +103,7 @@ def test_mopps_picks_the_candidates_whose_draws_are_nearest_the_target():
 
 
 def test_greso_keep_probability_streaks_and_adaptation_by_hand():
-    state = GRESOState(4, GRESOConfig(p_easy=0.5, p_hard=0.6))
+    state = GRESOState(4, GRESOParams(p_easy=0.5, p_hard=0.6))
     state.easy_streak[:] = [0, 2, 0, 9]
     state.hard_streak[:] = [0, 0, 3, 0]
     np.testing.assert_allclose(state.keep_probability(np.arange(4)), [1.0, 0.25, 0.216, 0.01])  # 0.5^9 < 0.01

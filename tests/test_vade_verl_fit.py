@@ -12,16 +12,8 @@ import pytest
 
 from verl.experimental.separation.ray_trainer import SeparateRayPPOTrainer
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
-from verl_harness import (
-    VADE_SAMPLER,
-    Crash,
-    StubRollout,
-    compose_config,
-    fit_overrides,
-    logged_steps,
-    make_fit_trainer,
-    write_parquet,
-)
+import verl_harness
+from verl_harness import VADE_SAMPLER, compose_config, fit_overrides, logged_steps, write_parquet
 
 N, BATCH, ROLLOUT_N = 24, 4, 4  # 6 batches per epoch
 ROW_IDS = np.random.default_rng(2).permutation(np.arange(300, 300 + N))
@@ -50,17 +42,9 @@ def config_for(train_file, run_dir, total_steps, save_freq=-1, extra=()):
     return compose_config(train_file, BATCH, str(run_dir), overrides)
 
 
-def run_fit(monkeypatch, config, log, score_of=binary_scores, trainer_class=RayPPOTrainer, crash_at=None, **rollout):
-    """One ``fit`` (to the end, or to ``Crash`` at step ``crash_at``); returns (trainer, rollout stub)."""
-    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(log))
-    stub = StubRollout(score_of, **rollout)
-    trainer = make_fit_trainer(config, stub, crash_at=crash_at, trainer_class=trainer_class)
-    if crash_at is None:
-        trainer.fit()
-    else:
-        with pytest.raises(Crash):
-            trainer.fit()
-    return trainer, stub
+def run_fit(monkeypatch, config, log, score_of=binary_scores, **kwargs):
+    """``verl_harness.run_fit`` with this module's Bernoulli(RATES) rewards by default."""
+    return verl_harness.run_fit(monkeypatch, config, log, score_of, **kwargs)
 
 
 def selections(stub):

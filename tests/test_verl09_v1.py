@@ -12,6 +12,7 @@ real TransferQueue. Stand-ins: the rollout (``FakeAgentLoop`` writes each group 
 (old log-prob, advantage, actor update, metrics), which only record what they are given.
 """
 
+import copy
 import importlib.metadata
 import importlib.util
 import os
@@ -56,8 +57,17 @@ VADE_V1 = [
 BUFFER = {"sync": "VADEReplayBuffer", "colocate_async": "VADEReplayBufferAsync"}
 
 
-def vade_overrides(mode):
-    return [*VADE_V1, f"trainer.v1.sampler.custom_sampler.name={BUFFER[mode]}", f"trainer.v1.trainer_mode={mode}"]
+V1_SAMPLERS = {"vade": "VADEV1Sampler", "mopps": "MoPPSV1Sampler", "greso": "GRESOV1Sampler"}
+
+
+def vade_overrides(mode, sampler="vade"):
+    """The V1 route for ``sampler`` (vade, mopps, greso) in trainer mode ``mode``."""
+    return [
+        *VADE_V1,
+        f"data.sampler.class_name={V1_SAMPLERS[sampler]}",
+        f"trainer.v1.sampler.custom_sampler.name={BUFFER[mode]}",
+        f"trainer.v1.trainer_mode={mode}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +169,7 @@ class Recorder:
         self.trainer = trainer
         self.trained = {}  # global step -> sorted row ids of the trained groups
         self.metrics = {}  # global step -> the step's metrics as fit logs them
-        self.alpha = {}  # global step -> VADE's alpha after the step
+        self.states = {}  # global step -> the sampler's selection state (state_dict) after the step
         self.updates = 0
 
     def update_actor(self, batch, metrics):
@@ -171,7 +181,7 @@ class Recorder:
 
     def compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
         self.metrics[global_steps] = dict(metrics)
-        self.alpha[global_steps] = self.trainer.train_dataloader.sampler.state.alpha.copy()
+        self.states[global_steps] = copy.deepcopy(self.trainer.train_dataloader.sampler.state.state_dict())
 
 
 def make_trainer(config):
@@ -261,13 +271,13 @@ def test_sync_fit_feeds_vade_the_groups_verl_trains(train_file, tmp_path, transf
     steps = 3 * N // BATCH
     config = compose_config(train_file, str(tmp_path), [*vade_overrides("sync"), f"trainer.total_training_steps={steps}"])
     fed = []
-    original_update = VADEV1Sampler.update
-    monkeypatch.setattr(VADEV1Sampler, "update", lambda self, batch: fed.append(batch) or original_update(self, batch))
+    original_update = VADEV1Sampler.update_rollouts
+    monkeypatch.setattr(VADEV1Sampler, "update_rollouts", lambda self, rollouts: fed.append(rollouts) or original_update(self, rollouts))
     trainer, recorder, agent_loop = train(config, with_failures=True)
     # what the replay buffer fed at step 1: one rollout per session, with the reward function's `acc`
-    rows = [info["index"] for info in fed[0].non_tensor_batch["extra_info"]]
+    rows = fed[0].row_ids.tolist()
     assert sorted(set(rows)) == recorder.trained[1] and len(rows) == len(recorder.trained[1]) * ROLLOUT_N
-    assert fed[0].non_tensor_batch["acc"].tolist() == fed[0].batch["token_level_scores"][:, 0].tolist()
+    assert fed[0].reward_extras["acc"].tolist() == fed[0].scores.tolist()
     assert sorted(recorder.trained) == list(range(1, steps + 1)) and recorder.updates == steps
     for step in recorder.trained:  # sync V1 trains exactly the prompts the loader gave at that step, but failed ones
         assert recorder.trained[step] == sorted(row for s, row in agent_loop.submitted if s == step and not failed(row, s))
@@ -280,7 +290,7 @@ def test_sync_fit_feeds_vade_the_groups_verl_trains(train_file, tmp_path, transf
     want = np.zeros(N)
     for row in first:
         want[positions(sampler, [row])[0]] = sum(success(row, 1, s) for s in range(ROLLOUT_N))
-    np.testing.assert_array_equal(recorder.alpha[1], want)
+    np.testing.assert_array_equal(recorder.states[1]["alpha"], want)
 
     assert all(recorder.metrics[s][STALENESS_METRIC] == 0 for s in recorder.metrics)  # sync: nothing stale
     late = [recorder.metrics[s]["vade/effective_ratio"] for s in range(steps // 2, steps + 1)]
@@ -309,12 +319,13 @@ def test_async_staleness_counts_the_batches_in_flight(train_file, tmp_path, tran
     assert [recorder.metrics[s][f"{STALENESS_METRIC}_max"] for s in range(1, steps + 1)] == staleness
 
 
-@pytest.mark.parametrize("mode", ["sync", "colocate_async"])
-def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, transfer_queue, counting_uuids, mode):
+@pytest.mark.parametrize("sampler, mode", [("vade", "sync"), ("vade", "colocate_async"), ("mopps", "sync"), ("greso", "colocate_async")])
+def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, transfer_queue, counting_uuids, sampler, mode):
     """A run resumed from V1's checkpoint (data.pt, and TransferQueue in async) draws the same prompts."""
     total, stop_after = 14, 5  # 14 steps of 8 prompts cross the 48-row epoch twice
     with_failures = mode != "sync"  # async refills failed groups one prompt at a time: checkpoints fall mid-block
-    overrides = [*vade_overrides(mode), f"trainer.save_freq={stop_after}"]
+    overrides = [*vade_overrides(mode, sampler), f"trainer.save_freq={stop_after}"]
+    staleness_metric = f"{sampler}/evidence_staleness_steps"
 
     clear_transfer_queue()
     ref = compose_config(train_file, str(tmp_path / "ref"), [*overrides, f"trainer.total_training_steps={total}"])
@@ -336,8 +347,11 @@ def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, 
     assert sorted(res_recorder.trained) == list(range(stop_after + 1, total + 1))
     for step in res_recorder.trained:
         assert res_recorder.trained[step] == ref_recorder.trained[step], f"step {step} differs after resume"
-        assert res_recorder.metrics[step][STALENESS_METRIC] == ref_recorder.metrics[step][STALENESS_METRIC]
-    np.testing.assert_array_equal(res_recorder.alpha[total], ref_recorder.alpha[total])
+        assert res_recorder.metrics[step][staleness_metric] == ref_recorder.metrics[step][staleness_metric]
+        assert res_recorder.metrics[step][f"{sampler}/effective_ratio"] == ref_recorder.metrics[step][f"{sampler}/effective_ratio"]
+    for key, value in ref_recorder.states[total].items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(res_recorder.states[total][key], value, err_msg=key)
     # the stamps kept are exactly those of the prompts still in flight (evicted groups' are dropped)
     assert set(res_trainer.train_dataloader.sampler._uid_stamps) == prompt_uids("train")
 
@@ -357,6 +371,7 @@ def test_without_a_sampler_class_verl_v1_samplers_are_kept(train_file, tmp_path,
         (["trainer.v1.sampler.custom_sampler.name=VADEReplayBufferAsync"], r"custom_sampler\.name=VADEReplayBufferAsync"),
         (["trainer.v1.sampler.custom_sampler.path=null"], r"custom_sampler\.name=VADEReplayBuffer"),
         (["data.sampler.class_path=pkg://vade_verl.vade.sampler", "data.sampler.class_name=VADESampler"], r"class_name=VADESampler"),
+        (["data.sampler.class_path=pkg://vade_verl.mopps.sampler", "data.sampler.class_name=MoPPSSampler"], r"class_name=MoPPSSampler"),
         (["data.dataloader_num_workers=2"], r"data\.dataloader_num_workers=2"),
         (["algorithm.filter_groups.enable=True"], r"algorithm\.filter_groups\.enable"),
         (["trainer.v1.sampler.sync_refill_failed_groups=True"], r"sync_refill_failed_groups"),

@@ -20,6 +20,8 @@ from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 VERL_CONFIG_DIR = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
 VADE_SAMPLER = ["data.sampler.class_path=pkg://vade_verl.vade.sampler", "data.sampler.class_name=VADESampler"]
+MOPPS_SAMPLER = ["data.sampler.class_path=pkg://vade_verl.mopps.sampler", "data.sampler.class_name=MoPPSSampler"]
+GRESO_SAMPLER = ["data.sampler.class_path=pkg://vade_verl.greso.sampler", "data.sampler.class_name=GRESOSampler"]
 
 
 def write_parquet(path: str, row_ids) -> str:
@@ -232,6 +234,21 @@ def make_fit_trainer(config, rollout, crash_at=None, trainer_class=RayPPOTrainer
     trainer.async_rollout_manager = rollout
     trainer.checkpoint_manager = StubCheckpointManager()
     return trainer
+
+
+def run_fit(monkeypatch, config, log, score_of, trainer_class=RayPPOTrainer, crash_at=None, **rollout):
+    """One ``fit`` (to the end, or to ``Crash`` at step ``crash_at``), logged to ``log``; returns (trainer, rollout stub)."""
+    import pytest
+
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(log))
+    stub = StubRollout(score_of, **rollout)
+    trainer = make_fit_trainer(config, stub, crash_at=crash_at, trainer_class=trainer_class)
+    if crash_at is None:
+        trainer.fit()
+    else:
+        with pytest.raises(Crash):
+            trainer.fit()
+    return trainer, stub
 
 
 def logged_steps(path: str) -> dict:

@@ -2,6 +2,6 @@
 
 * ``population``: the simulated policy: latent solve probabilities and the assumed learning dynamics.
 * ``baseline_samplers``: random, oracle, DAPO dynamic sampling, offline filter, variance-aware samplers.
-* ``peer_samplers``: the published peers MoPPS and GRESO as the simulator runs them.
+* ``peer_samplers``: GRESO's trainer loop (``greso_fill``) around the selectors of ``vade_verl.mopps`` and ``vade_verl.greso``.
 * ``simulate``: the command: runs every sampler from one seed, writes steps.csv, summary.json, the figure.
 """

@@ -1,24 +1,12 @@
-"""VADE's closest published relatives as pure numpy samplers (no verl import): MoPPS and GRESO.
+"""GRESO's trainer loop as the simulator runs it (no verl import); the selectors themselves live in their packages.
 
-* MoPPS (Qu et al., arXiv 2507.04632; code github.com/thu-rllab/MoPPS, ``recipe/ours/mopps.py``
-  ``PosteriorSampler``): a ``Beta(a, b)`` posterior of each prompt's success rate, prior
-  ``Beta(1, 1)``, updated after each step with exponential decay toward the prior,
-  ``a <- l a + (1 - l) 1 + s``, ``b <- l b + (1 - l) 1 + (n - s)`` (``s`` correct of ``n``
-  rollouts; prompts not rolled out are untouched). Each step a candidate pool of
-  ``ts_ratio x B`` prompts comes from the ordinary shuffled loader; one Thompson draw per candidate,
-  and the ``B`` candidates whose draws are closest to the target success rate (0.5) are rolled
-  out ("topk" strategy). In our count notation (``alpha = a - 1``, ``beta = b - 1``, posterior
-  ``Beta(alpha + 1, beta + 1)``) the update is ``alpha <- l alpha + s``: VADE's fast decay with
-  ``l1 = l`` and no slow decay, so it reuses ``vade_verl.vade.algorithm.two_scale_decay``.
-* GRESO (Zheng et al., arXiv 2506.02177; code github.com/Infini-AI-Lab/GRESO,
-  ``verl/trainer/ttis/presampling_selector.py`` and ``verl/trainer/ppo/ray_trainer.py``): before
-  rollout, a prompt whose last ``k`` groups were all correct is skipped with probability
-  ``1 - max(p_easy^k, 0.01)``, one whose last ``k`` groups were all wrong with
-  ``1 - max(p_hard^k, 0.01)``. Kept prompts are rolled out in sampling batches and filtered like
-  DAPO (constant groups dropped) until ``B`` informative groups are kept; after each training
-  step (from the second epoch on) ``p_easy`` and ``p_hard`` move by 0.01 within [0.05, 0.95]
-  toward target shares of all-correct and all-wrong groups among the step's rolled-out prompts
-  (``target_zero_variance / 3`` and ``2 target_zero_variance / 3``).
+* MoPPS (``vade_verl.mopps.algorithm.MoPPSState``): the simulator draws its candidate pools from
+  verl's shuffled loader and calls ``MoPPSState.select`` / ``update`` (``vade_verl.sim.simulate``).
+* GRESO (``vade_verl.greso.algorithm.GRESOState``): the pre-rollout skip and the adaptation are the
+  package's; the authors' trainer around them (roll out the kept prompts in sampling batches, filter
+  like DAPO, refill with shrinking batches until ``B`` informative groups; ``ray_trainer.py:1141-1181``
+  of github.com/Infini-AI-Lab/GRESO) is :func:`greso_fill`, which a verl sampler cannot do
+  (docs/greso.md) and the simulator models.
 """
 
 from __future__ import annotations
@@ -29,99 +17,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from vade_verl.greso.algorithm import GRESOState
 from vade_verl.sim.baseline_samplers import GenerationLimitReached
 from vade_verl.sim.population import informative_groups
-from vade_verl.vade.algorithm import thompson_draw, top_b, two_scale_decay
-
-
-class MoPPSState:
-    """MoPPS's per-prompt posteriors and its candidate-pool selection (module docstring).
-
-    Args:
-        num_samples: dataset size N.
-        decay: ``l`` of the update (``tasksampler.bandit_decay_ratio``; 1 = no decay).
-        target: target success rate (``tasksampler.bandit_target_mean``).
-        seed: seed of the Thompson draws.
-    """
-
-    def __init__(self, num_samples: int, *, decay: float, target: float, seed: int):
-        if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"MoPPS decay {decay} must be in [0, 1]")
-        if not 0.0 <= target <= 1.0:
-            raise ValueError(f"MoPPS target success rate {target} must be in [0, 1]")
-        self.alpha = np.zeros(num_samples)
-        self.beta = np.zeros(num_samples)
-        self.decay = float(decay)
-        self.target = float(target)
-        self.rng = np.random.default_rng(seed)
-
-    def select(self, candidates: np.ndarray, batch_size: int) -> np.ndarray:
-        """The ``batch_size`` candidates whose posterior draws are closest to the target."""
-        candidates = np.asarray(candidates)
-        draws = thompson_draw(self.alpha[candidates], self.beta[candidates], self.rng)
-        return candidates[top_b(-np.abs(draws - self.target), batch_size)]
-
-    def update(self, positions: np.ndarray, successes: np.ndarray, trials: np.ndarray) -> None:
-        """Decayed Bayes update of distinct ``positions`` with ``successes`` of ``trials`` rollouts."""
-        two_scale_decay(self.alpha, self.beta, np.asarray(positions), successes, trials, l1=self.decay, l2=1.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class GRESOConfig:
-    """GRESO's knobs; defaults from the authors' ``train-scripts/math_qwen_1_5b_dm_greso.sh``
-    (``p_easy = p_hard = 0.5``, ``target_zero_variance = 0.25``) and ``ray_trainer.py`` (step 0.01,
-    bounds [0.05, 0.95], keep probability at least 0.01, sampling batches at least 64 prompts for a
-    train batch of 256, i.e. a quarter of it)."""
-
-    p_easy: float = 0.5
-    p_hard: float = 0.5
-    target_zero_variance: float = 0.25
-    step: float = 0.01
-    p_min: float = 0.05
-    p_max: float = 0.95
-    min_keep: float = 0.01
-
-
-class GRESOState:
-    """Per prompt, the number of most recent consecutive all-correct (easy) or all-wrong (hard)
-    groups, and the adaptive exploration probabilities ``p_easy`` and ``p_hard``."""
-
-    def __init__(self, num_samples: int, config: GRESOConfig = GRESOConfig()):
-        for name in ("p_easy", "p_hard", "target_zero_variance"):
-            if not 0.0 <= getattr(config, name) <= 1.0:
-                raise ValueError(f"GRESO {name}={getattr(config, name)} must be in [0, 1]")
-        self.config = config
-        self.easy_streak = np.zeros(num_samples, dtype=np.int64)
-        self.hard_streak = np.zeros(num_samples, dtype=np.int64)
-        self.p_easy, self.p_hard = config.p_easy, config.p_hard
-
-    def keep_probability(self, positions: np.ndarray) -> np.ndarray:
-        """``max(p^k, min_keep)`` with ``k`` the easy (else hard) streak; 1 for a prompt without one."""
-        easy, hard = self.easy_streak[positions], self.hard_streak[positions]
-        floor = self.config.min_keep
-        return np.where(
-            easy > 0,
-            np.maximum(self.p_easy**easy, floor),
-            np.where(hard > 0, np.maximum(self.p_hard**hard, floor), 1.0),
-        )
-
-    def record(self, positions: np.ndarray, rewards: np.ndarray, group_size: int) -> None:
-        """Extend the streaks with one group per position (binary rewards, grouped per prompt)."""
-        grouped = np.asarray(rewards, dtype=np.float64).reshape(-1, group_size)
-        all_correct = grouped.min(axis=1) >= 1.0
-        all_wrong = grouped.max(axis=1) <= 0.0
-        self.easy_streak[positions] = np.where(all_correct, self.easy_streak[positions] + 1, 0)
-        self.hard_streak[positions] = np.where(all_wrong, self.hard_streak[positions] + 1, 0)
-
-    def adapt(self, easy_share: float, hard_share: float) -> None:
-        """Move ``p_easy``/``p_hard`` one step down when their share reached its target, else up."""
-        c = self.config
-
-        def moved(p: float, share: float, target: float) -> float:
-            return max(p - c.step, c.p_min) if share >= target else min(p + c.step, c.p_max)
-
-        self.p_easy = moved(self.p_easy, easy_share, c.target_zero_variance / 3.0)
-        self.p_hard = moved(self.p_hard, hard_share, 2.0 * c.target_zero_variance / 3.0)
 
 
 @dataclasses.dataclass

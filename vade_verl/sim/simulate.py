@@ -44,7 +44,9 @@ from vade_verl.sim.baseline_samplers import (
     variance_aware_batch,
 )
 from vade_verl.vade.config import VADEConfig
-from vade_verl.sim.peer_samplers import GRESOConfig, GRESOState, MoPPSState, greso_fill
+from vade_verl.greso.algorithm import GRESOParams, GRESOState
+from vade_verl.mopps.algorithm import MoPPSState
+from vade_verl.sim.peer_samplers import greso_fill
 from vade_verl.sim.population import Dynamics, Population, informative_groups, initial_logits
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ class SimConfig:
     mopps_decay: float = 0.5
     mopps_target: float = 0.5
     greso_sampling_batch_size: Optional[int] = None
-    greso_target_zero_variance: float = GRESOConfig.target_zero_variance
+    greso_target_zero_variance: float = GRESOParams.target_zero_variance
     greso_max_gen_batches: int = 100
     filter_rollouts: Optional[int] = None
     filter_min_rate: float = 0.0
@@ -367,7 +369,7 @@ def _endless_epochs(sampler, epochs: List[int]) -> Iterator[int]:
 def greso_runner(config: SimConfig, env: Environment):
     epochs = [0]
     candidates = _endless_epochs(verl_random_sampler(config.num_samples, config.seed), epochs)
-    state = GRESOState(config.num_samples, GRESOConfig(target_zero_variance=config.greso_target_zero_variance))
+    state = GRESOState(config.num_samples, GRESOParams(target_zero_variance=config.greso_target_zero_variance))
     rng = np.random.default_rng([config.seed, 3])
     min_sampling_batch_size = max(1, config.batch_size // 4)
 

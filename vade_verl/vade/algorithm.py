@@ -252,6 +252,55 @@ def effective_ratio(group_keys: np.ndarray, rewards: np.ndarray) -> float:
     return float(np.mean(high > low))
 
 
+class PermutationStream:
+    """Dataset positions epoch after epoch, each epoch a fresh permutation from the caller's generator.
+
+    ``chunk(k)`` is a verl train loader with ``drop_last``: the next ``k`` positions of the current
+    permutation, or of a new one when fewer than ``k`` remain. ``take(k)`` continues across the epoch
+    boundary instead (a prompt may then appear twice in one call). ``epochs`` counts the permutations
+    drawn (0 before the first).
+    """
+
+    def __init__(self, num_samples: int):
+        self.num_samples = int(num_samples)
+        self.perm = np.zeros(0, dtype=np.int64)
+        self.cursor = 0
+        self.epochs = 0
+
+    def _new_epoch(self, rng: np.random.Generator) -> None:
+        self.perm = rng.permutation(self.num_samples)
+        self.cursor = 0
+        self.epochs += 1
+
+    def chunk(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        if not 0 < k <= self.num_samples:
+            raise ValueError(f"batch size {k} must be in 1..{self.num_samples} (the number of samples)")
+        if self.cursor + k > self.perm.size:
+            self._new_epoch(rng)
+        chunk = self.perm[self.cursor : self.cursor + k]
+        self.cursor += k
+        return chunk
+
+    def take(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        parts = []
+        while k > 0:
+            if self.cursor >= self.perm.size:
+                self._new_epoch(rng)
+            part = self.perm[self.cursor : self.cursor + k]
+            self.cursor += part.size
+            k -= part.size
+            parts.append(part)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def state_dict(self) -> dict:
+        return {"perm": self.perm.copy(), "perm_cursor": self.cursor, "epochs": self.epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.perm = np.array(state["perm"], dtype=np.int64)
+        self.cursor = int(state["perm_cursor"])
+        self.epochs = int(state.get("epochs", 0))
+
+
 class VADEState:
     """The per-sample posteriors of a whole dataset, with selection, update and (de)serialisation.
 
@@ -294,8 +343,7 @@ class VADEState:
         self.num_selections = 0
         self.num_updates = 0
         self.last_selected = np.zeros(0, dtype=np.int64)
-        self._perm = np.zeros(0, dtype=np.int64)
-        self._perm_cursor = 0
+        self._permutations = PermutationStream(self.num_samples)
 
     def scores(self) -> np.ndarray:
         """The selection scores of all samples for this step (consumes random numbers)."""
@@ -312,22 +360,12 @@ class VADEState:
     def select(self, b: int) -> np.ndarray:
         """Choose the next batch of ``b`` distinct positions, most informative first."""
         if self.selection == "random":
-            chosen = self._next_permutation_chunk(b)
+            chosen = self._permutations.chunk(b, self.rng)
         else:
             chosen = top_b(self.scores(), b)
         self.num_selections += 1
         self.last_selected = chosen
         return chosen
-
-    def _next_permutation_chunk(self, b: int) -> np.ndarray:
-        if not 0 < b <= self.num_samples:
-            raise ValueError(f"batch size {b} must be in 1..{self.num_samples} (the number of samples)")
-        if self._perm_cursor + b > self._perm.size:
-            self._perm = self.rng.permutation(self.num_samples)
-            self._perm_cursor = 0
-        chunk = self._perm[self._perm_cursor : self._perm_cursor + b]
-        self._perm_cursor += b
-        return chunk
 
     def update(self, positions: np.ndarray, rewards: np.ndarray) -> dict:
         """Feed back one step's rollouts (one entry per rollout) and apply the decay.
@@ -363,8 +401,7 @@ class VADEState:
             "num_selections": self.num_selections,
             "num_updates": self.num_updates,
             "last_selected": self.last_selected.copy(),
-            "perm": self._perm.copy(),
-            "perm_cursor": self._perm_cursor,
+            **self._permutations.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -380,5 +417,4 @@ class VADEState:
         self.num_selections = int(state["num_selections"])
         self.num_updates = int(state["num_updates"])
         self.last_selected = np.array(state["last_selected"], dtype=np.int64)
-        self._perm = np.array(state["perm"], dtype=np.int64)
-        self._perm_cursor = int(state["perm_cursor"])
+        self._permutations.load_state_dict(state)

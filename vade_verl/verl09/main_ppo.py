@@ -40,7 +40,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from vade_verl.verl09.hooks import create_rl_sampler, python_class, rebound, run_checked, sampler_class  # noqa: E402
-from vade_verl.verl09.v1_sampler import VADEV1Sampler  # noqa: E402
+from vade_verl.verl09.v1_sampler import V1SamplerMixin  # noqa: E402
 from verl.trainer import main_ppo_v0  # noqa: E402
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer  # noqa: E402
 
@@ -55,10 +55,10 @@ def check_config(config: DictConfig) -> None:
             "for the V1 trainer run python3 -m vade_verl.verl09.main_ppo_v1, else set trainer.use_v1=False"
         )
     sampler = sampler_class(config.data)
-    if sampler is not None and issubclass(sampler, VADEV1Sampler):
+    if sampler is not None and issubclass(sampler, V1SamplerMixin):
         raise ValueError(
             f"data.sampler.class_name={config.data.sampler.class_name} is the V1 trainer's sampler: run "
-            "python3 -m vade_verl.verl09.main_ppo_v1, or take pkg://vade_verl.vade.sampler VADESampler here"
+            "python3 -m vade_verl.verl09.main_ppo_v1, or take the 0.7.1 sampler here (e.g. pkg://vade_verl.vade.sampler VADESampler)"
         )
     if sampler is not None and config.data.dataloader_num_workers != 0:
         raise ValueError(

@@ -1,4 +1,4 @@
-"""VADE on verl 0.9.x's V1 trainer (``trainer.use_v1=true``, verl 0.9's default).
+"""VADE (or MoPPS, GRESO: ``MoPPSV1Sampler``, ``GRESOV1Sampler``) on verl 0.9.x's V1 trainer (``trainer.use_v1=true``, verl 0.9's default).
 
     python3 -m vade_verl.verl09.main_ppo_v1 <verl's overrides> \\
         data.sampler.class_path=pkg://vade_verl.verl09.v1_sampler data.sampler.class_name=VADEV1Sampler \\
@@ -34,10 +34,10 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 import verl.trainer.ppo.v1 as verl_v1  # noqa: E402
-from vade_verl.vade.sampler import VADESampler  # noqa: E402
 from vade_verl.verl09.hooks import python_class, rebound, run_checked, sampler_class  # noqa: E402
 from vade_verl.verl09.replay_buffer import ENTRY_HINT, _VADEFeedback  # noqa: E402
-from vade_verl.verl09.v1_sampler import VADEV1Sampler  # noqa: E402
+from vade_verl.verl09.v1_sampler import V1SamplerMixin  # noqa: E402
+from vade_verl.verl_adapters.curriculum_sampler import CurriculumSampler  # noqa: E402
 from vade_verl.verl09.v1_trainer import vade_trainer_class  # noqa: E402
 from verl.trainer.main_ppo import TaskRunnerV1  # noqa: E402
 from verl.utils.import_utils import load_extern_object  # noqa: E402
@@ -62,9 +62,9 @@ def check_config(config: DictConfig) -> None:
         )
     sampler = sampler_class(config.data)
     buffer = replay_buffer_class(config)
-    vade_sampler = sampler is not None and issubclass(sampler, VADEV1Sampler)
+    vade_sampler = sampler is not None and issubclass(sampler, V1SamplerMixin)
     vade_buffer = buffer is not None and issubclass(buffer, _VADEFeedback)
-    if sampler is not None and issubclass(sampler, VADESampler) and not vade_sampler:
+    if sampler is not None and issubclass(sampler, CurriculumSampler) and not vade_sampler:
         raise ValueError(f"data.sampler.class_name={config.data.sampler.class_name} is the legacy trainer's sampler:{ENTRY_HINT}")
     if vade_sampler != vade_buffer:
         raise ValueError(

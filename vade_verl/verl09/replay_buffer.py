@@ -1,11 +1,12 @@
-"""VADE's feedback on verl 0.9's V1 trainer: a ``ReplayBuffer`` that feeds the groups it samples.
+"""The curriculum samplers' feedback on verl 0.9's V1 trainer: a ``ReplayBuffer`` that feeds the groups it samples.
 
 Select it with (``trainer.v1.trainer_mode=sync``; the async modes take ``VADEReplayBufferAsync``)::
 
     trainer.v1.sampler.custom_sampler.path=pkg://vade_verl.verl09.replay_buffer
     trainer.v1.sampler.custom_sampler.name=VADEReplayBuffer
 
-together with the ``VADEV1Sampler`` and ``python3 -m vade_verl.verl09.main_ppo_v1`` (which connects
+together with a V1 sampler (``VADEV1Sampler``, ``MoPPSV1Sampler`` or ``GRESOV1Sampler``) and
+``python3 -m vade_verl.verl09.main_ppo_v1`` (which connects
 the two; see docs/verl09.md). verl 0.9.1 builds it in ``PPOTrainer._build_replay_buffer``
 (``verl/trainer/ppo/v1/trainer_base.py:139``) and calls ``sample(global_steps, "train", batch_size)``
 in ``_step_once`` (line 567) for every local update. ``sample`` is verl's own
@@ -37,7 +38,7 @@ import transfer_queue as tq
 from transfer_queue import KVBatchMeta
 
 from vade_verl.verl09.hooks import FEEDS_REPLAY_BUFFER
-from vade_verl.verl09.v1_sampler import VADEV1Sampler
+from vade_verl.verl09.v1_sampler import V1SamplerMixin
 from vade_verl.verl_adapters.batch import Rollouts
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
@@ -47,8 +48,8 @@ REWARD_FIELD = "rm_scores"
 EXTRA_INFO_FIELD = "extra_info"
 EXTRA_FIELDS_FIELD = "extra_fields"
 ENTRY_HINT = (
-    " VADE on verl's V1 trainer takes data.sampler.class_path=pkg://vade_verl.verl09.v1_sampler "
-    "data.sampler.class_name=VADEV1Sampler and this replay buffer (docs/verl09.md)"
+    " a curriculum sampler on verl's V1 trainer takes data.sampler.class_path=pkg://vade_verl.verl09.v1_sampler "
+    "data.sampler.class_name=VADEV1Sampler (or MoPPSV1Sampler, GRESOV1Sampler) and this replay buffer (docs/verl09.md)"
 )
 
 
@@ -97,7 +98,7 @@ class _VADEFeedback:
         if not getattr(getattr(refill_fn, "__self__", None), FEEDS_REPLAY_BUFFER, False):
             raise ValueError(f"{type(self).__name__} needs the trainer of python3 -m vade_verl.verl09.main_ppo_v1{ENTRY_HINT}")
         super().__init__(trainer_mode=trainer_mode, refill_fn=refill_fn, **kwargs)
-        self.vade_sampler: VADEV1Sampler | None = None
+        self.vade_sampler: V1SamplerMixin | None = None
 
     @classmethod
     def check_trainer_mode(cls, trainer_mode: str) -> None:
@@ -110,8 +111,8 @@ class _VADEFeedback:
 
     def attach(self, sampler: Any) -> None:
         """The sampler to feed (``VADETrainerMixin`` attaches the train loader's sampler)."""
-        if not isinstance(sampler, VADEV1Sampler):
-            raise ValueError(f"{type(self).__name__} feeds a VADEV1Sampler, but the loader's sampler is {type(sampler).__name__}:{ENTRY_HINT}")
+        if not isinstance(sampler, V1SamplerMixin):
+            raise ValueError(f"{type(self).__name__} feeds a V1 curriculum sampler, but the loader's sampler is {type(sampler).__name__}:{ENTRY_HINT}")
         self.vade_sampler = sampler
 
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:

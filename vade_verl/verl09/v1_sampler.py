@@ -1,12 +1,16 @@
-"""VADE as the prompt sampler of verl 0.9's V1 trainer (``python3 -m vade_verl.verl09.main_ppo_v1``).
+"""VADE, MoPPS and GRESO as the prompt sampler of verl 0.9's V1 trainer (``python3 -m vade_verl.verl09.main_ppo_v1``).
 
-The posteriors, Thompson/InfoGain selection, update and checkpoint state are ``VADESampler``'s
-(``vade_verl.vade.sampler``); this subclass adapts them to how V1 draws and trains prompts
-(verl 0.9.1, ``verl/trainer/ppo/v1/trainer_base.py``):
+    data.sampler.class_path=pkg://vade_verl.verl09.v1_sampler
+    data.sampler.class_name=VADEV1Sampler | MoPPSV1Sampler | GRESOV1Sampler
+
+The selection, update and checkpoint state are the 0.7.1 sampler's (``vade_verl.vade.sampler``,
+``vade_verl.mopps.sampler``, ``vade_verl.greso.sampler``, all on
+``vade_verl.verl_adapters.curriculum_sampler``); ``V1SamplerMixin`` adapts any of them to how V1 draws
+and trains prompts (verl 0.9.1, ``verl/trainer/ppo/v1/trainer_base.py``):
 
 * **Selection block.** V1's loader fetches ``data.gen_batch_size`` prompts at a time, and forces it
-  to 1 in the async modes (``_init_dataloader``, line 739) so that refills are exact. VADE still
-  selects one training step's prompts (``data.train_batch_size``) per Thompson draw, so a batch
+  to 1 in the async modes (``_init_dataloader``, line 739) so that refills are exact. The sampler still
+  selects one training step's prompts (``data.train_batch_size``) per selection, so a batch
   holds distinct prompts; the loader takes them one fetch at a time. A checkpoint may fall inside
   a block: the state keeps how much of it was served, and a resumed run serves the rest first.
 * **Feedback.** ``VADEReplayBuffer`` (``vade_verl.verl09.replay_buffer``) calls ``feed`` with the
@@ -22,8 +26,9 @@ The posteriors, Thompson/InfoGain selection, update and checkpoint state are ``V
   ``_save_checkpoint``), so a checkpoint holds every update made so far, and selections may run
   ahead of updates (prompts in flight): no update is ever pending at save or load time
   (``_update_pending``), and the 0.7.1 update records are off.
-* **Metrics.** ``feed`` returns them to the replay buffer, whose ``sample`` hands them to verl's
-  step metrics; ``update`` does not look for a legacy trainer step to publish into.
+* **Metrics.** ``feed`` returns the ``<method>/*`` metrics (``vade/*``, ``mopps/*``, ``greso/*``) to the
+  replay buffer, whose ``sample`` hands them to verl's step metrics; ``update`` does not look for a
+  legacy trainer step to publish into.
 """
 
 from __future__ import annotations
@@ -36,28 +41,31 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from omegaconf import OmegaConf
 
+from vade_verl.greso.sampler import GRESOSampler
+from vade_verl.mopps.sampler import MoPPSSampler
 from vade_verl.vade.sampler import VADESampler
 from vade_verl.verl_adapters.batch import Rollouts
 
 logger = logging.getLogger(__name__)
 
-STALENESS_METRIC = "vade/evidence_staleness_steps"
+STALENESS = "evidence_staleness_steps"
+STALENESS_METRIC = f"vade/{STALENESS}"  # VADE's; each method's is <method>/evidence_staleness_steps
 
 
 def per_step_data_config(data_config: Any):
-    """A copy of ``data`` whose VADE block is one training step (``gen_batch_size`` cleared)."""
+    """A copy of ``data`` whose selection block is one training step (``gen_batch_size`` cleared)."""
     view = OmegaConf.create(OmegaConf.to_container(data_config, resolve=True))
     view.gen_batch_size = None
     return view
 
 
-class VADEV1Sampler(VADESampler):
-    """``VADESampler`` for verl 0.9's V1 trainer: per-step selection blocks, uid stamps, ``feed``."""
+class V1SamplerMixin:
+    """In front of a ``CurriculumSampler`` for verl 0.9's V1 trainer: per-step selection blocks, uid stamps, ``feed``."""
 
     def __init__(self, data_source: Any, data_config: Any):
         super().__init__(data_source, per_step_data_config(data_config))
         if self.config.state_dir is not None:
-            logger.warning("data.sampler.vade.state_dir=%s is not used on the V1 trainer (nothing to replay)", self.config.state_dir)
+            logger.warning("%s.state_dir=%s is not used on the V1 trainer (nothing to replay)", self.prefix, self.config.state_dir)
         self.record_dir = None  # V1 saves after the update: no record to replay (module docstring)
         self._metrics = _ReturnedBySample()
         self.evidence_step = 0
@@ -87,7 +95,7 @@ class VADEV1Sampler(VADESampler):
         """Record the stamps of the rows the loader just returned under the uids V1 gave them."""
         if len(uids) != len(self._unclaimed):
             raise RuntimeError(
-                f"the loader returned {len(uids)} rows but the VADE sampler yielded {len(self._unclaimed)} since the "
+                f"the loader returned {len(uids)} rows but the {self.label} sampler yielded {len(self._unclaimed)} since the "
                 "last fetch: data.dataloader_num_workers must be 0 and data.train_batch_size a multiple of "
                 "data.gen_batch_size"
             )
@@ -96,7 +104,7 @@ class VADEV1Sampler(VADESampler):
 
     # -- reward feedback -------------------------------------------------------------------------
     def feed(self, rollouts: Rollouts, global_step: int, group_uids: Sequence[str], live_uids: set) -> dict:
-        """``update`` with the groups trained at ``global_step``; returns the ``vade/*`` metrics.
+        """``update`` with the groups trained at ``global_step``; returns the ``<method>/*`` metrics.
 
         ``rollouts`` is the parsed record (``vade_verl.verl_adapters.batch.Rollouts``), ``group_uids`` its
         distinct prompt uids and ``live_uids`` the prompts still in TransferQueue: stamps of
@@ -106,16 +114,17 @@ class VADEV1Sampler(VADESampler):
         known = np.array([stamp for stamp in stamps if stamp is not None], dtype=np.float64)
         unrecorded = len(stamps) - known.size
         if unrecorded:
-            logger.warning("VADE: %d trained groups have no selection record; left out of %s", unrecorded, STALENESS_METRIC)
+            logger.warning("%s: %d trained groups have no selection record; left out of %s/%s", self.label, unrecorded, self.name, STALENESS)
         self.update_rollouts(rollouts)
         self.evidence_step = int(global_step)
         self._uid_stamps = {uid: stamp for uid, stamp in self._uid_stamps.items() if uid in live_uids}
         staleness = (global_step - 1) - known
+        metric = f"{self.name}/{STALENESS}"
         return {
             **self.last_metrics,
-            STALENESS_METRIC: float(staleness.mean()) if known.size else 0.0,
-            f"{STALENESS_METRIC}_max": float(staleness.max()) if known.size else 0.0,
-            "vade/evidence_unrecorded_groups": unrecorded,
+            metric: float(staleness.mean()) if known.size else 0.0,
+            f"{metric}_max": float(staleness.max()) if known.size else 0.0,
+            f"{self.name}/evidence_unrecorded_groups": unrecorded,
         }
 
     # -- checkpointing ---------------------------------------------------------------------------
@@ -133,7 +142,9 @@ class VADEV1Sampler(VADESampler):
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "v1" not in state_dict:
-            raise ValueError("the checkpoint's sampler state was not written by VADEV1Sampler (no 'v1' entry): resume V1 runs from V1 checkpoints")
+            raise ValueError(
+                f"the checkpoint's sampler state was not written by {type(self).__name__} (no 'v1' entry): resume V1 runs from V1 checkpoints"
+            )
         super().load_state_dict(state_dict)
         v1 = state_dict["v1"]
         self.evidence_step = int(v1["evidence_step"])
@@ -151,8 +162,20 @@ class VADEV1Sampler(VADESampler):
         return False
 
 
+class VADEV1Sampler(V1SamplerMixin, VADESampler):
+    """``VADESampler`` on verl 0.9's V1 trainer."""
+
+
+class MoPPSV1Sampler(V1SamplerMixin, MoPPSSampler):
+    """``MoPPSSampler`` on verl 0.9's V1 trainer."""
+
+
+class GRESOV1Sampler(V1SamplerMixin, GRESOSampler):
+    """``GRESOSampler`` on verl 0.9's V1 trainer."""
+
+
 class _ReturnedBySample:
-    """On V1 the ``vade/*`` metrics travel back with ``VADEReplayBuffer.sample``, which verl logs."""
+    """On V1 the ``<method>/*`` metrics travel back with ``VADEReplayBuffer.sample``, which verl logs."""
 
     def publish(self, metrics: dict) -> bool:
         return True

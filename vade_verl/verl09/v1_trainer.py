@@ -10,7 +10,7 @@
   which builds ``data.sampler.{class_path,class_name}``; then it attaches the loader's sampler to
   the replay buffer when that is a ``VADEReplayBuffer``.
 * ``_fetch_one_gen_batch`` (line 1466), where V1 names each fetched prompt by a fresh ``uid``,
-  then tells the sampler those uids (``VADEV1Sampler.claim``), to measure evidence staleness.
+  then tells the sampler those uids (``V1SamplerMixin.claim``), to measure evidence staleness.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tensordict import TensorDict
 
 from vade_verl.verl09.hooks import FEEDS_REPLAY_BUFFER, create_rl_sampler, rebound
 from vade_verl.verl09.replay_buffer import ENTRY_HINT, _VADEFeedback
-from vade_verl.verl09.v1_sampler import VADEV1Sampler
+from vade_verl.verl09.v1_sampler import V1SamplerMixin
 from verl.trainer.ppo.v1 import get_trainer_cls, trainer_base
 
 
@@ -34,13 +34,13 @@ class VADETrainerMixin:
         sampler = self.train_dataloader.sampler
         if isinstance(self.replay_buffer, _VADEFeedback):
             self.replay_buffer.attach(sampler)
-        elif isinstance(sampler, VADEV1Sampler):
-            raise ValueError(f"data.sampler.class_name=VADEV1Sampler gets no feedback from the {type(self.replay_buffer).__name__}:{ENTRY_HINT}")
+        elif isinstance(sampler, V1SamplerMixin):
+            raise ValueError(f"data.sampler.class_name={type(sampler).__name__} gets no feedback from the {type(self.replay_buffer).__name__}:{ENTRY_HINT}")
 
     def _fetch_one_gen_batch(self) -> TensorDict:
         batch = super()._fetch_one_gen_batch()
         sampler = self.train_dataloader.sampler
-        if isinstance(sampler, VADEV1Sampler):
+        if isinstance(sampler, V1SamplerMixin):
             sampler.claim(list(batch["uid"]))
         return batch
 
