@@ -47,7 +47,7 @@ if [ ! -f "$TRAIN_FILES" ] && [ "$TRAIN_FILES" = "$DATA_DIR/train_diva.parquet" 
 fi
 PROBLEMS=$((TRAIN_BATCH / (1 + DIVA_NUM_VARIANTS)))  # the loader's problems; + their variants = TRAIN_BATCH
 [ $((PROBLEMS * (1 + DIVA_NUM_VARIANTS))) = "$TRAIN_BATCH" ] || { echo "TRAIN_BATCH must be a multiple of 1 + DIVA_NUM_VARIANTS" >&2; exit 2; }
-case "$DIVA_SAMPLER" in random) SAMPLER=null ;; vade) SAMPLER=pkg://vade_verl.vade.sampler ;; *) echo "set DIVA_SAMPLER to random or vade (got $DIVA_SAMPLER)" >&2; exit 2 ;; esac
+case "$DIVA_SAMPLER" in random) SAMPLER=(null null) ;; vade) SAMPLER=(pkg://vade_verl.vade.sampler VADESampler) ;; *) echo "set DIVA_SAMPLER to random or vade (got $DIVA_SAMPLER)" >&2; exit 2 ;; esac
 
 OVERRIDES=(
   algorithm.adv_estimator=diva_grpo                             # paper (registered by vade_verl.diva.verl_plugin)
@@ -69,8 +69,8 @@ OVERRIDES=(
   +data.diva.num_variants="$DIVA_NUM_VARIANTS"
   +data.diva.seed="$DIVA_SEED"
   +data.diva.max_pixels=1048576                                 # authors: data.max_pixels, originals and variants
-  data.sampler.class_path="$SAMPLER"                            # DIVA_SAMPLER
-  data.sampler.class_name="$([ "$SAMPLER" = null ] && echo null || echo VADESampler)"
+  data.sampler.class_path="${SAMPLER[0]}"                       # DIVA_SAMPLER
+  data.sampler.class_name="${SAMPLER[1]}"
   actor_rollout_ref.model.path="$MODEL_PATH"
   actor_rollout_ref.model.use_remove_padding=True               # verl (authors: padding_free)
   actor_rollout_ref.model.use_fused_kernels=True                # verl: no full [tokens x vocab] logits
