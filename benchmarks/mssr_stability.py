@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import platform
 import time
 
 import numpy as np
+import scipy
 import torch
 from scipy import stats
 
@@ -168,6 +170,12 @@ def paired_interval(diff: np.ndarray, level: float = 0.95) -> tuple[float, float
     return float(diff.mean() - half), float(diff.mean() + half)
 
 
+def library_versions() -> str:
+    """The stack the numbers come from (the table in docs/mssr.md names it)."""
+    return (f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
+            f"scipy {scipy.__version__}")
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=32)
@@ -189,6 +197,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
+    print(library_versions())
     start = time.time()
     arms = {"MVSR (no shaping)": 0.0, f"MSSR (alpha={args.alpha})": args.alpha}
     results = {name: [run(args, alpha, seed) for seed in range(args.seeds)] for name, alpha in arms.items()}

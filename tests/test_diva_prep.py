@@ -35,6 +35,9 @@ def test_parse_tagged_and_boxed():
     assert diva_prep.boxed_answer(r"x \boxed{\frac{1}{2}} then \boxed{2\sqrt{3}}") == r"2\sqrt{3}"
     assert diva_prep.boxed_answer(r"\boxed{unclosed") is None and diva_prep.boxed_answer("none") is None
     assert diva_prep.strip_steps(["So x = 5. \\boxed{5}", "\\boxed{5}"]) == ["So x = 5."]
+    # nested braces and an unclosed box leak nothing of the answer (issue 23 item 5)
+    nested = ["So x = \\boxed{\\frac{1}{2}}.", "Then \\boxed{\\sqrt{\\frac{a}{b}} cut"]
+    assert diva_prep.strip_steps(nested) == ["So x = .", "Then"]
 
 
 def test_same_answer_uses_the_geo3k_grader():
@@ -127,3 +130,26 @@ def test_command_line_with_a_tiny_local_model(tmp_path):
         assert frame[column].astype(str).tolist() == source[column].astype(str).tolist(), column
     assert frame["prompt"][0][0]["content"].endswith(GEO3K_INSTRUCTION)
     assert Image.open(io.BytesIO(frame["images"][0][0]["bytes"])).size == (64, 48)
+
+
+def test_the_vision_path_sends_each_rows_image_to_a_vision_language_model(tmp_path):
+    """Issue 23 item 5: with a vision-language model (the tiny Qwen2.5-VL) the steps request carries the
+    row's image: the processor's pixels reach generate, one image grid per row, and the prompt holds as many
+    <|image_pad|> tokens as the grid has merged patches (t h w / 4, Qwen2.5-VL's 2 x 2 merge)."""
+    from vade_verl.tiny.model import build_vl_model
+
+    model_dir = build_vl_model(str(tmp_path / "tiny_vl"))
+    generator = diva_prep.TransformersGenerator(model_dir, max_new_tokens=3, temperature=0.0, batch_size=2, seed=0)
+    assert generator.prompter.sees_images
+    sent = []
+    generate = generator.model.generate
+    generator.model.generate = lambda **kw: sent.append(kw) or generate(**kw)
+    rows = pd.read_parquet(_write_rows(tmp_path / "train.parquet", ["1", "2"])).to_dict("records")
+    requests = [("Describe the figure.", diva_prep.row_images(row)) for row in rows]
+    assert len(generator(requests)) == 2
+    (inputs,) = sent
+    grid = inputs["image_grid_thw"]
+    assert grid.shape == (2, 3) and inputs["pixel_values"].shape[0] == int(grid.prod(-1).sum())
+    pad = generator.prompter.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    per_row = (inputs["input_ids"] == pad).sum(-1).tolist()
+    assert per_row == [int(g.prod()) // 4 for g in grid]

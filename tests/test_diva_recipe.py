@@ -38,7 +38,9 @@ def test_recipe_has_the_authors_settings(tmp_path):
     advantage = DivaAdvantageConfig.from_mapping(algorithm.diva)
     assert (advantage.k, advantage.order, advantage.low_reward_damping) == (0.1, "authors", True)
     assert (data.custom_cls.path, data.custom_cls.name) == ("pkg://vade_verl.diva.verl_plugin", "DivaRLHFDataset")
-    assert data.dataloader_num_workers == 0 and dict(data.diva) == {"num_variants": 1, "seed": 0}
+    assert data.dataloader_num_workers == 0 and dict(data.diva) == {"num_variants": 1, "seed": 0, "max_pixels": 1048576}
+    # the release's actor defaults (verl/workers/actor/config.py), which their scripts do not override
+    assert (actor.clip_ratio_low, actor.clip_ratio_high, actor.clip_ratio_c) == (0.2, 0.3, 3.0)
     # layout: the loader takes 64 problems, a step holds 128 prompts, one optimizer step of 128
     assert (data.gen_batch_size, data.train_batch_size, actor.ppo_mini_batch_size) == (64, 128, 128)
     assert (rollout.n, actor.optim.lr, actor.use_kl_loss) == (5, 1e-6, False)
@@ -65,6 +67,14 @@ def test_verls_loader_yields_train_batch_prompts_per_step(tmp_path, env, problem
 def test_train_files_default_to_the_data_prep_output_when_it_exists(tmp_path):
     (tmp_path / "train_diva.parquet").write_text("")
     assert f"data.train_files={tmp_path}/train_diva.parquet" in _overrides({"DATA_DIR": str(tmp_path)})
+
+
+def test_training_without_the_data_prep_output_is_warned(tmp_path):
+    """Issue 23 item 1: without train_diva.parquet hard problems get copies, not hints: said on stderr."""
+    env = {**os.environ, "PRINT_OVERRIDES": "1", "DATA_DIR": str(tmp_path)}
+    done = subprocess.run(["bash", RECIPE], env=env, capture_output=True, text=True, check=True)
+    assert f"data.train_files={tmp_path}/train.parquet" in done.stdout.splitlines()
+    assert "WARNING" in done.stderr and "hard problems get copies" in done.stderr
 
 
 def test_recipe_combines_with_the_vade_sampler():

@@ -269,10 +269,12 @@ def test_paraphrase_joins_perturbations_about_half_the_time():
     assert not any(s.paraphrased for s in (_plan(4, 5, seed, has_paraphrase=False) for seed in range(50)))
 
 
-def test_fallbacks_never_copy_a_problem_with_an_image():
-    # D = 0 without a paraphrase, D < 0 without steps: the question rendered into the image, at d + 2
+def test_fallbacks_never_make_a_hard_problem_harder():
+    # D = 0 without a paraphrase: the question rendered into the image, at d + 2
     assert _plan(5, 5, has_paraphrase=False) == VariantSpec(7, 5, "render", fallback="no_paraphrase")
-    assert _plan(8, 5, has_paraphrase=False, num_solution_steps=0) == VariantSpec(9, 5, "render", fallback="no_solution")
+    # D < 0 without steps (issue 23 item 1): a copy at d, as the authors' gen_think_step; never a harder render
+    for d in range(6, 10):
+        assert _plan(d, 5, has_paraphrase=False, num_solution_steps=0) == VariantSpec(d, 5, "copy", fallback="no_solution")
     # a paraphrase, when there is one, comes first (same difficulty)
     assert _plan(8, 5, num_solution_steps=0) == VariantSpec(8, 5, "paraphrase", paraphrased=True, fallback="no_solution")
     # text-only problems: paraphrase, else a copy
@@ -304,12 +306,17 @@ def test_apply_changes_question_text_as_the_authors_do(photo):
 
 
 def test_make_variants_on_a_geo3k_problem_without_columns():
-    """No paraphrase, no steps: every variant of an image problem is a real change, whatever d is."""
+    """No paraphrase, no steps: a variant drawn harder (d <= 5) is a real change; one drawn easier (d >= 6,
+    the one-variant targets 5, 5, 5, 4) is a copy at d, never a harder rendered question."""
     figure = _diagram()
     rng = np.random.default_rng(0)
     for d in range(1, 10):
         for _ in range(20):
             (spec, content), = make_variants(d, 1, [figure], "Find x.", rng)
+            if d >= 6:
+                assert (spec.kind, spec.difficulty, spec.fallback) == ("copy", d, "no_solution"), spec
+                assert content.question("Find x.") == "Find x." and content.images == [figure]
+                continue
             assert spec.kind in ("perturb", "render"), spec
             changed_text = content.question("Find x.") != "Find x."
             changed_image = content.images[0].size != figure.size or not np.array_equal(

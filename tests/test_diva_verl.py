@@ -259,21 +259,17 @@ def test_math_dapo_scores_count_plus_one_as_correct(setup, monkeypatch):
     _check_step(data, out, dataset, old_d, low_scores, (rewards > 0).astype(float))
 
 
-def test_unrecorded_scores_with_kl_never_stop_the_run(setup, monkeypatch, caplog):
-    """No rm_scores (a reward computed after the agent loop) and KL in the reward: 'auto' cannot read
-    -0.002, so the difficulty update is skipped and counted; the advantage is still computed."""
+def test_unreadable_scores_stop_the_run_naming_the_option(setup, monkeypatch, caplog):
+    """Issue 23 item 3: scores the correctness rule cannot read (no rm_scores with the KL in the reward at
+    -0.002; partial credit; a 0-10 scale) would freeze the difficulty table for the whole run while the
+    advantage trains: an error at the first step, naming algorithm.diva.correctness."""
     with caplog.at_level(logging.WARNING, logger="vade_verl.diva.verl_plugin"):
-        config, dataset, data, out, old_d, _ = _run_step(setup, monkeypatch, kl_value=0.002, record=False)
-    np.testing.assert_array_equal(dataset.tracker.difficulty, old_d)
-    assert DRIVER.last_metrics["diva/difficulty_rows_skipped"] == len(data)
-    assert DRIVER.last_metrics["diva/task_scores_recorded"] == 0.0
-    assert "algorithm.diva.correctness" in caplog.text and "include the KL penalty" in caplog.text
-    rewards = data.batch["token_level_rewards"].sum(-1).double().numpy()
-    infos = data.non_tensor_batch["extra_info"]
-    expected = ref.authors_advantage(
-        rewards, data.non_tensor_batch["uid"], [i["diva_problem_id"] for i in infos], [i["diva_difficulty"] for i in infos]
-    )
-    torch.testing.assert_close(out.batch["advantages"], torch.as_tensor(expected, dtype=torch.float32)[:, None] * data.batch["response_mask"], atol=1e-4, rtol=1e-4)
+        with pytest.raises(ValueError, match=r"difficulty update cannot read .* algorithm.diva.correctness=auto"):
+            _run_step(setup, monkeypatch, kl_value=0.002, record=False)
+    assert "include the KL penalty" in caplog.text
+    for name, score in (("partial credit", lambda info, k: 0.5), ("0-10", lambda info, k: 10.0 * _rollout_scores(info, k))):
+        with pytest.raises(ValueError, match=r"algorithm.diva.correctness=auto"):
+            _run_step(setup, monkeypatch, kl_value=0.0, score=score)
     # a threshold rule reads the same rewards
     config, dataset, data, out, old_d, low_scores = _run_step(
         setup, monkeypatch, kl_value=0.002, record=False, extra=["+algorithm.diva.correctness=0.5"]
@@ -386,14 +382,17 @@ def _all_variants(train_loader, batches):
 @pytest.mark.parametrize("prep_columns", [False, True])
 def test_geo3k_variants_are_never_unchanged_copies(setup, prep_columns):
     """Every difficulty 1..9, with and without the data-prep columns: no variant equals its original,
-    D <= 0 included; every variant keeps verl's geo3k answer-format instruction."""
+    D = 0 included, except an easier draw without reasoning steps (a copy at d, as the authors'); every
+    variant keeps verl's geo3k answer-format instruction."""
     _, train_loader, _ = setup(prep_columns=prep_columns, difficulty=list(range(1, 10)), n=9, batch_size=3)
     originals, variants = _all_variants(train_loader, 12)
     shifts = set()
     for info, messages in variants:
         original = originals[info["diva_problem_id"]]
         shifts.add(info["diva_drawn_difficulty"] - START_OF[info["diva_problem_id"]])
-        assert info["diva_variant"] != "copy", info
+        if info["diva_variant"] == "copy":  # only an easier draw without reasoning steps (issue 23 item 1)
+            assert not prep_columns and info["diva_drawn_difficulty"] < info["diva_difficulty"], info
+            continue
         same_text = _user_text(messages) == _user_text(original)
         image, first = _user_image(messages), _user_image(original)
         same_image = image.shape == first.shape and np.array_equal(image, first)

@@ -43,6 +43,13 @@ def test_main_prints_table_figure_and_paired_differences(capsys):
     out = capsys.readouterr().out
     assert "batch reward (mean over seeds, smoothed)" in out and "mean token entropy (nats)" in out
     assert "paired difference MSSR - MVSR" in out
+    import platform
+
+    import scipy
+    import torch
+
+    versions = f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, scipy {scipy.__version__}"
+    assert versions in out.splitlines()[0]  # issue 23 item 7: the stack that made the table
     assert {"MVSR (no shaping)", "MSSR (alpha=0.4)", "diff_reward", "diff_entropy"} <= set(summary)
     mean, lo, hi = summary["diff_reward"]
     assert lo <= mean <= hi

@@ -159,7 +159,7 @@ def test_two_epochs_through_compute_advantage_inside_fit(config):
             # epoch 0: first visits (batch-mean reward as baseline); epoch 1: v = epoch-0 correctness (N0 init)
             v = np.full(BATCH, np.nan) if epoch == 0 else correct[0][pos].astype(float)
             batch, metrics = fit(batch, entropys, config)
-            r = np.array(EPOCH_SCORES[epoch])[pos]
+            r = (np.array(EPOCH_SCORES[epoch])[pos] > 0.5).astype(float)  # A = c - v (advantage_reward=correctness)
             mask = batch.batch["response_mask"].numpy()
             expected = shaped(normalised(r, v), entropys.numpy(), mask)
             assert batch.batch["advantages"].numpy() == pytest.approx(expected, rel=1e-4, abs=1e-5)
@@ -224,7 +224,7 @@ def test_mssr_through_verls_real_fit(tmp_path, monkeypatch):
         lengths = 2 + (ids * 7 + np.arange(BATCH)) % (stub.response_length - 1)  # as StubRollout lays them out
         mask = (np.arange(stub.response_length)[None, :] < lengths[:, None]).astype(float)
         entropy = row_entropies(ids, stub.response_length)
-        adv = shaped(normalised(scores.astype(np.float64), v), entropy, mask)[mask > 0]
+        adv = shaped(normalised((scores > 0.5).astype(np.float64), v), entropy, mask)[mask > 0]
         m = logged[step]
         assert (m["critic/advantages/mean"], m["critic/advantages/max"], m["critic/advantages/min"]) == pytest.approx(
             (adv.mean(), adv.max(), adv.min()), rel=1e-4, abs=1e-5), step
@@ -246,7 +246,7 @@ def test_sampled_entropy_and_authors_rho_options(tmp_path):
     p = batch.batch["old_log_probs"].exp().numpy()
     sampled = -p * np.log(p)  # the authors' H: -p log p of the rollout policy's sampled token
     batch, metrics = fit(batch, torch.full_like(entropys, 1e6), config)  # verl's entropys must not be used
-    r = np.array(EPOCH_SCORES[0])[positions_of(batch)]
+    r = (np.array(EPOCH_SCORES[0])[positions_of(batch)] > 0.5).astype(float)  # A = c - v
     mask = batch.batch["response_mask"].numpy()
     expected = shaped(normalised(r, np.full(BATCH, np.nan)), sampled, mask, alpha=0.3, kappa=4.0)
     assert batch.batch["advantages"].numpy() == pytest.approx(expected, rel=1e-4, abs=1e-5)
@@ -259,7 +259,7 @@ def test_mvsr_with_fixed_rho_needs_no_fit_step(tmp_path):
     loader = make_train_loader(config)
     batch, _ = rollout_step(next(iter(loader)), lambda i: EPOCH_SCORES[0][i], seed=2)
     batch = compute_advantage(batch, adv_estimator="mssr", num_repeat=1, config=config.algorithm)  # no fit frame
-    r = np.array(EPOCH_SCORES[0])[positions_of(batch)]
+    r = (np.array(EPOCH_SCORES[0])[positions_of(batch)] > 0.5).astype(float)  # A = c - v
     mask = batch.batch["response_mask"].numpy()
     assert batch.batch["advantages"].numpy() == pytest.approx(normalised(r, np.full(BATCH, np.nan))[:, None] * mask,
                                                              rel=1e-4, abs=1e-5)
@@ -299,7 +299,7 @@ def test_warm_start_from_verls_validation_dump(tmp_path):
     assert metrics["mssr/warm_start_prompts"] == ROWS and metrics["mssr/warm_start_skipped_rollouts"] == 1
     assert metrics["mssr/first_visit_rows"] == 0
     pos = positions_of(batch)
-    r = np.array(EPOCH_SCORES[0])[pos]
+    r = (np.array(EPOCH_SCORES[0])[pos] > 0.5).astype(float)  # A = c - v
     mask = batch.batch["response_mask"].numpy()
     assert batch.batch["advantages"].numpy() == pytest.approx(normalised(r, v0[pos])[:, None] * mask, rel=1e-4, abs=1e-5)
     c = (r > 0.5).astype(float)

@@ -1,33 +1,21 @@
 #!/usr/bin/env bash
-# DIVA-GRPO (arXiv 2603.01106) on Qwen2.5-VL-7B-Instruct, one node of 8 GPUs, geometry3k: a difficulty
-# per problem, one difficulty-matched variant of every problem in each batch, the local + global
-# difficulty-weighted advantage in the authors' order (docs/diva.md).
+# DIVA-GRPO (arXiv 2603.01106) on Qwen2.5-VL-7B-Instruct, 8 GPUs, geometry3k: a difficulty per problem, one
+# difficulty-matched variant of each problem per batch, the local + global advantage (docs/diva.md).
 #   python -m vade_verl.data.geo3k --out ~/data/geo3k                 # data: train/test parquet
-#   python -m vade_verl.diva.prep --input ~/data/geo3k/train.parquet \
-#       --output ~/data/geo3k/train_diva.parquet --model Qwen/Qwen2.5-VL-7B-Instruct   # optional, once:
-#       # paraphrases and hint steps; the recipe trains on train_diva.parquet when it is there
+#   python -m vade_verl.diva.prep --input ~/data/geo3k/train.parquet --output ~/data/geo3k/train_diva.parquet \
+#       --model Qwen/Qwen2.5-VL-7B-Instruct   # once: paraphrases and hint steps (without: hard problems get copies)
 #   DRY_RUN=1 bash recipes/diva/run_diva_geo3k.sh                     # check the config on CPU
-#   bash recipes/diva/run_diva_geo3k.sh [hydra overrides]             # train; overrides go last
-#   DIVA_SAMPLER=vade bash recipes/diva/run_diva_geo3k.sh             # VADE chooses the problems
-# Reproduced: the method with the authors' settings (Siaaaaaa1/DIVA_GRPO_release, examples/config.yaml
-# and examples/main_exp/ZSCORENORM_WAN_RRBLOCAL_RRBGLOBAL_5000_k=0.1.sh: 64 problems + 64 variants per
-# step, one optimizer step, n = 5, KL off, k = 0.1, damping on). Not reproduced: their training set and
-# 5 epochs (here geometry3k, epochs as the VADE recipe), their paraphrases (a hosted Qwen-VL-max; here
-# vade_verl.diva.prep with a local model), their dynamic micro-batching and image pixel bounds,
-# their scores.
-# Knobs (environment): the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; others are refused. Labels:
-# verl = verl's examples/grpo_trainer/run_qwen2_5_vl-7b.sh; paper = the DIVA-GRPO paper; authors = their
-# released code (docs/diva.md's table); ours = our choice.
+#   bash recipes/diva/run_diva_geo3k.sh [hydra overrides]             # train; DIVA_SAMPLER=vade: VADE picks problems
+# Reproduced: the authors' settings (Siaaaaaa1/DIVA_GRPO_release examples/config.yaml, verl/workers/actor/config.py
+# and examples/main_exp/ZSCORENORM_WAN_RRBLOCAL_RRBGLOBAL_5000_k=0.1.sh). Not reproduced: their training set,
+# epochs, hosted paraphrases, dynamic batching, scores. Knobs: the `knob` lines, PYTHON, DRY_RUN,
+# PRINT_OVERRIDES; others are refused. Labels: verl (examples/grpo_trainer/run_qwen2_5_vl-7b.sh), paper, authors, ours.
 set -euo pipefail
 source "$(dirname "$0")/../common.sh"
 
 knob MODEL_PATH Qwen/Qwen2.5-VL-7B-Instruct  # paper
 knob DATA_DIR "$HOME/data/geo3k"
-if [ -f "$DATA_DIR/train_diva.parquet" ]; then
-  knob TRAIN_FILES "$DATA_DIR/train_diva.parquet"  # geo3k + paraphrase and solution columns (diva_prep)
-else
-  knob TRAIN_FILES "$DATA_DIR/train.parquet"       # geo3k alone: no D = 0 paraphrases, no hints
-fi
+knob TRAIN_FILES "$DATA_DIR/train_diva.parquet"  # geo3k + diva_prep's columns; else train.parquet, with a WARNING
 knob VAL_FILES "$DATA_DIR/test.parquet"      # or the VADE paper's eval sets (docs/recipes.md)
 knob TRAIN_BATCH 128     # authors: rollout_batch_size, prompts per step (problems + their variants)
 knob DIVA_NUM_VARIANTS 1 # authors: Variant_Num
@@ -53,18 +41,13 @@ knob DIVA_K 0.1          # paper: weight exp(k * dd * sign(A))
 knob DIVA_SEED 0         # ours: variant draws
 knob DIVA_SAMPLER random # ours: verl's random sampler; vade = VADE chooses the problems
 check_knobs
-
-# The loader takes the problems, the dataset adds DIVA_NUM_VARIANTS variants of each: TRAIN_BATCH prompts.
-PROBLEMS=$((TRAIN_BATCH / (1 + DIVA_NUM_VARIANTS)))  # authors: 128 / (1 + 1) = 64
-if [ $((PROBLEMS * (1 + DIVA_NUM_VARIANTS))) != "$TRAIN_BATCH" ]; then
-  echo "$(basename "$0"): TRAIN_BATCH=$TRAIN_BATCH (prompts per step) must be a multiple of 1 + DIVA_NUM_VARIANTS" >&2
-  exit 2
+if [ ! -f "$TRAIN_FILES" ] && [ "$TRAIN_FILES" = "$DATA_DIR/train_diva.parquet" ]; then
+  echo "WARNING: $TRAIN_FILES missing; training on $DATA_DIR/train.parquet: no hints, hard problems get copies" >&2
+  TRAIN_FILES="$DATA_DIR/train.parquet"
 fi
-case "$DIVA_SAMPLER" in
-  random) SAMPLER_PATH=null SAMPLER_NAME=null ;;
-  vade) SAMPLER_PATH=pkg://vade_verl.vade.sampler SAMPLER_NAME=VADESampler ;;
-  *) echo "$(basename "$0"): set DIVA_SAMPLER to random or vade (got '$DIVA_SAMPLER')" >&2; exit 2 ;;
-esac
+PROBLEMS=$((TRAIN_BATCH / (1 + DIVA_NUM_VARIANTS)))  # the loader's problems; + their variants = TRAIN_BATCH
+[ $((PROBLEMS * (1 + DIVA_NUM_VARIANTS))) = "$TRAIN_BATCH" ] || { echo "TRAIN_BATCH must be a multiple of 1 + DIVA_NUM_VARIANTS" >&2; exit 2; }
+case "$DIVA_SAMPLER" in random) SAMPLER=(null null) ;; vade) SAMPLER=(pkg://vade_verl.vade.sampler VADESampler) ;; *) echo "set DIVA_SAMPLER to random or vade (got $DIVA_SAMPLER)" >&2; exit 2 ;; esac
 
 OVERRIDES=(
   algorithm.adv_estimator=diva_grpo                             # paper (registered by vade_verl.diva.verl_plugin)
@@ -85,8 +68,9 @@ OVERRIDES=(
   data.dataloader_num_workers=0                                 # DIVA: variants from the live difficulties
   +data.diva.num_variants="$DIVA_NUM_VARIANTS"
   +data.diva.seed="$DIVA_SEED"
-  data.sampler.class_path="$SAMPLER_PATH"                       # DIVA_SAMPLER
-  data.sampler.class_name="$SAMPLER_NAME"
+  +data.diva.max_pixels=1048576                                 # authors: data.max_pixels, originals and variants
+  data.sampler.class_path="${SAMPLER[0]}"                       # DIVA_SAMPLER
+  data.sampler.class_name="${SAMPLER[1]}"
   actor_rollout_ref.model.path="$MODEL_PATH"
   actor_rollout_ref.model.use_remove_padding=True               # verl (authors: padding_free)
   actor_rollout_ref.model.use_fused_kernels=True                # verl: no full [tokens x vocab] logits
@@ -94,6 +78,8 @@ OVERRIDES=(
   actor_rollout_ref.actor.optim.lr="$LR"
   actor_rollout_ref.actor.ppo_mini_batch_size="$MINI_BATCH"
   actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="$MICRO_BATCH"
+  actor_rollout_ref.actor.clip_ratio_low=0.2                    # authors (release verl/workers/actor/config.py)
+  actor_rollout_ref.actor.clip_ratio_high=0.3                   # authors: their default, not overridden
   actor_rollout_ref.actor.use_kl_loss=False                     # authors: KL off (no reference model)
   actor_rollout_ref.actor.entropy_coeff=0                       # verl
   actor_rollout_ref.actor.fsdp_config.param_offload=False       # verl (authors offload; not measured here)

@@ -1,20 +1,16 @@
 #!/usr/bin/env bash
-# MSSR (arXiv 2512.18215) on Qwen2.5-VL-7B-Instruct, one node of 8 GPUs, geometry3k: one rollout per
-# prompt, a tracked per-prompt Beta baseline warm-started by a pass of the initial policy over the
-# training set, entropy-shaped advantages (docs/mssr.md). Two verl runs: the warm-start pass (verl's
-# validation over the training rows, dumped to $MSSR_WARM_DIR/0.jsonl; skipped when that file exists
-# or with MSSR_INIT=first_visit), then training, which starts every baseline from the dump.
+# MSSR (arXiv 2512.18215) on Qwen2.5-VL-7B-Instruct, 8 GPUs, geometry3k: one rollout per prompt, per-prompt Beta
+# baselines warm-started by a pass of the initial policy (recipes/mssr/warm_start_pass.sh; skipped when
+# $MSSR_WARM_DIR/0.jsonl exists or with MSSR_INIT=first_visit), entropy-shaped advantages (docs/mssr.md).
 #   python -m vade_verl.data.geo3k --out ~/data/geo3k               # data: train/test parquet
 #   DRY_RUN=1 bash recipes/mssr/run_mssr_geo3k.sh                   # check both runs' configs on CPU
 #   bash recipes/mssr/run_mssr_geo3k.sh [hydra overrides]           # pass + train; overrides go last
-# Reproduced: the method with the authors' settings (ruiiu/MSSR examples/7b_mssr.sh on
-# config_mssr.yaml: warm start, batch layout, clip, KL, schedule of 150 steps). Not reproduced: their
-# training set (Vision-R1-rl; here geometry3k: 2101 rows, 1 step of 2048 per epoch), their reward (1
-# for a right \boxed{} answer; here geo3k's 0.9 x answer + 0.1 x format, counted correct when > 0.5),
-# their image pixel bounds and actor offload, their scores.
-# Knobs (environment): the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; others are refused. Labels:
-# verl = verl's examples/grpo_trainer/run_qwen2_5_vl-7b.sh; paper = the MSSR paper; authors = their
-# code (docs/mssr.md's tables); ours = our choice.
+# Reproduced: the authors' settings (ruiiu/MSSR examples/7b_mssr.sh, config_mssr.yaml) but two: the rho schedule
+# (MSSR_RHO_SCHEDULE=continuous; theirs, `authors`, forgets fastest at zero drift, against their own comment)
+# and H_t (MSSR_ENTROPY=full_vocab, the paper's; theirs is the sampled token's -p log p, `sampled`); set both
+# knobs for their code exactly. Not reproduced: their data (Vision-R1-rl), reward (1 for a right \boxed{}), pixel
+# bounds, actor offload, scores. Knobs: the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; others are refused.
+# Labels: verl (examples/grpo_trainer/run_qwen2_5_vl-7b.sh), paper, authors, ours.
 set -euo pipefail
 source "$(dirname "$0")/../common.sh"
 
@@ -45,8 +41,8 @@ knob LOGGER '["console","wandb"]'                 # verl (authors too)
 knob TRAINER verl.trainer.main_ppo  # verl 0.7.1 (MSSR is tested there; docs/mssr.md)
 knob MSSR_ALPHA 0.4             # paper: shaping weight (0: no shaping, the paper's MVSR)
 knob MSSR_KAPPA 2               # paper: bonus cap |A| / kappa
-knob MSSR_ENTROPY full_vocab    # paper: full-vocabulary entropy; sampled = the authors' -p log p
-knob MSSR_RHO_SCHEDULE continuous  # ours (docs/mssr.md); authors = their rule exactly
+knob MSSR_ENTROPY full_vocab    # paper (not authors): full-vocabulary entropy; sampled = the authors' -p log p
+knob MSSR_RHO_SCHEDULE continuous  # ours (not authors, docs/mssr.md); authors = their rule exactly
 knob MSSR_KL_WINDOW 10          # authors: the window their tracker uses
 knob MSSR_CORRECTNESS auto      # authors: a reward counts as correct when > 0.5
 knob MSSR_INIT warm_start       # authors: mvsr_run_initialization; first_visit skips the pass
@@ -129,26 +125,8 @@ OVERRIDES=(
   trainer.total_epochs="$TOTAL_EPOCHS"
   trainer.total_training_steps="$TOTAL_STEPS"
 )
-# The warm-start pass: the same run validating the initial policy once over the training rows in their
-# order, sampled as in training; verl dumps every scored rollout to $MSSR_WARM_DIR/<global step 0>.jsonl
-# (ray_trainer.py:_dump_generations, verl 0.7.1). Last on its command line, so no argument given to the
-# recipe turns it into training.
-WARM_START_PASS=(
-  trainer.val_only=True                                         # authors: _initialize_mvsr_from_dataset,
-  trainer.val_before_train=True                                 # here verl's own validation
-  trainer.resume_mode=disable                                   # global step 0: 0.jsonl
-  data.val_files="$TRAIN_FILES"                                 # the training rows,
-  data.validation_shuffle=False                                 # in dataset order,
-  data.val_max_samples=-1                                       # every one
-  actor_rollout_ref.rollout.val_kwargs.do_sample=True           # authors: sampled as in training
-  actor_rollout_ref.rollout.val_kwargs.temperature=1.0
-  actor_rollout_ref.rollout.val_kwargs.top_p=1.0
-  actor_rollout_ref.rollout.val_kwargs.top_k=-1
-  actor_rollout_ref.rollout.val_kwargs.n=1                      # authors: mvsr_n_init
-  trainer.validation_data_dir="$MSSR_WARM_DIR"
-  trainer.experiment_name="${EXPERIMENT}_warm_start"            # ours: its own logger run
-)
+source "$(dirname "$0")/warm_start_pass.sh"  # defines run_warm_start_pass
 if [ "$MSSR_INIT" = warm_start ] && [ ! -f "$MSSR_WARM_DIR/0.jsonl" ]; then
-  run_verl "$TRAINER" "${OVERRIDES[@]}" "$@" "${WARM_START_PASS[@]}"
+  run_warm_start_pass "${OVERRIDES[@]}" "$@"
 fi
 run_verl "$TRAINER" "${OVERRIDES[@]}" "$@"

@@ -102,9 +102,27 @@ def same_answer(answer: str | None, truth: str) -> bool:
     return bool(grade_answer(answer, str(truth)))
 
 
+BOXED = "\\boxed{"
+
+
+def remove_boxed(text: str) -> str:
+    """``text`` without any ``\\boxed{..}``, nested braces included (``\\boxed{\\frac{1}{2}}`` whole); an
+    unclosed one is cut to the end, so no part of a boxed answer survives into a hint."""
+    out, i = [], 0
+    while (start := text.find(BOXED, i)) >= 0:
+        out.append(text[i:start])
+        depth, j = 1, start + len(BOXED)
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        i = j
+    out.append(text[i:])
+    return "".join(out)
+
+
 def strip_steps(steps: list[str]) -> list[str]:
-    """Steps as hints: any ``\\boxed{..}`` answer removed from them."""
-    return [s for s in (re.sub(r"\\boxed\{[^{}]*\}", "", step).strip() for step in steps) if s]
+    """Steps as hints: any ``\\boxed{..}`` answer removed from them (:func:`remove_boxed`)."""
+    return [s for s in (remove_boxed(step).strip() for step in steps) if s]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,9 +32,11 @@ A perturbation or rendered variant states its question as a paraphrase with prob
   (bilinear) (``add_low_resolution``; the authors' factor is ``s`` itself, see docs/diva.md).
 
 A variant that cannot be made as drawn (no paraphrase for D = 0, no reasoning steps for D < 0, no image
-to perturb) falls back to the paraphrase (at the problem's difficulty), else, with ``fallback="render"``
-and an image, to the question rendered into the image (at the problem's difficulty + ``render_shift``),
-else to an unchanged copy; ``VariantSpec.fallback`` names the reason and ``difficulty`` is always that
+to perturb) falls back to the paraphrase (at the problem's difficulty), else, for D = 0 with
+``fallback="render"`` and an image, to the question rendered into the image (at the problem's difficulty +
+``render_shift``), else to an unchanged copy. A D < 0 variant never becomes a rendered one: that would
+make a problem drawn for an easier variant harder (the authors' ``gen_think_step`` returns the item
+unchanged when it has no steps, release ``verl/utils/gen_new_item.py:271-273``); ``VariantSpec.fallback`` names the reason and ``difficulty`` is always that
 of what was built. All randomness comes from the ``numpy.random.Generator`` passed in.
 """
 
@@ -78,7 +80,7 @@ class VariantConfig:
     all_hints_at: int = -7
     """Shifts at or below this give every step."""
     fallback: str = "render"
-    """What replaces a variant that cannot be made as drawn, after a paraphrase: "render" or "copy"."""
+    """What replaces a D = 0 variant without a paraphrase: "render" or "copy" (a D < 0 one without steps: a copy)."""
     render_shift: int = 2
     """Difficulty shift recorded for a rendered fallback (the authors' ``gen_only_vision(..., 2)``)."""
     render_band: float = 0.22
@@ -260,6 +262,23 @@ def low_resolution(images, intensity, rng):
     return out, None
 
 
+def bound_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
+    """``image`` scaled down, aspect kept, to at most ``max_pixels`` pixels (bicubic); unchanged if within.
+
+    Side factor ``sqrt(max_pixels / (w h))``, floored, as the authors' ``process_image`` (release
+    ``verl/utils/dataset.py:110-113``) and qwen_vl_utils' ``smart_resize`` bound what the model sees: a
+    variant perturbed at this size costs what the model can see of it, not what the file holds.
+    """
+    if max_pixels < 1:
+        raise ValueError(f"bound_pixels: max_pixels must be >= 1, got {max_pixels}")
+    w, h = image.size
+    if w * h <= max_pixels:
+        return image
+    scale = (max_pixels / (w * h)) ** 0.5
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC)
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering the question into the image (the authors' add_text_to_image_with_space).
 # ---------------------------------------------------------------------------------------------
@@ -399,7 +418,7 @@ def plan_variant(
     def fallback(reason: str) -> VariantSpec:
         if has_paraphrase:
             return VariantSpec(d, target, "paraphrase", paraphrased=True, fallback=reason)
-        if cfg.fallback == "render" and has_images:
+        if cfg.fallback == "render" and has_images and reason != "no_solution":
             rendered = int(np.clip(d + cfg.render_shift, difficulty_cfg.d_min, difficulty_cfg.d_max))
             return VariantSpec(rendered, target, "render", fallback=reason)
         return VariantSpec(d, target, "copy", fallback=reason)

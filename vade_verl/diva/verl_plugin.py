@@ -58,7 +58,14 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.ray_utils import auto_await
 from vade_verl.diva.advantage import DifficultyConfig, DifficultyTracker, DivaAdvantageConfig, compute_diva_advantage
 from vade_verl.verl_adapters.data_check import check_plugin_dataset
-from vade_verl.diva.variants import VariantConfig, VariantContent, make_variants, row_field, row_question
+from vade_verl.diva.variants import (
+    VariantConfig,
+    VariantContent,
+    bound_pixels,
+    make_variants,
+    row_field,
+    row_question,
+)
 from vade_verl.verl_adapters.rewards import CorrectnessRule, as_correctness
 from vade_verl.verl_adapters.batch import ORIGINAL_VARIANT, VARIANT_FIELD, is_validation, output_sequence_scores, prompt_rows
 from vade_verl.verl_adapters.metrics import publish_to_fit_metrics
@@ -71,6 +78,11 @@ DIFFICULTY_KEY = "diva_difficulty"
 VARIANT_KEY = VARIANT_FIELD
 ORIGINAL = ORIGINAL_VARIANT
 CORRECTNESS_KEY = "algorithm.diva.correctness"
+QWEN_MAX_PIXELS = 16384 * 28 * 28
+"""qwen_vl_utils' default bound on an image's pixels (``IMAGE_MAX_TOKEN_NUM * patch_factor ** 2``), used when
+neither ``data.diva.max_pixels`` nor the processor names one."""
+IMAGE_SIZE_KEYS = ("min_pixels", "max_pixels", "resized_height", "resized_width")
+"""Keys of an image part that qwen_vl_utils' ``fetch_image`` reads; a variant's image part keeps them."""
 
 
 def _plain(node: Any) -> Any:
@@ -166,14 +178,15 @@ def step_task_scores(uids: np.ndarray, rewards: np.ndarray, use_kl_in_reward: bo
 
 
 def _difficulty_evidence(scores_by_uid: dict[str, np.ndarray], rule: CorrectnessRule):
-    """(problem id per evidence row, correctness per row, error text or None)."""
+    """(problem id per evidence row, correctness per row). Scores the rule cannot read are an error: skipping
+    them would freeze every problem's difficulty for the whole run while the advantage still trains."""
     uids = sorted(scores_by_uid)
     problems = np.concatenate([np.full(len(scores_by_uid[u]), DRIVER.items[u][0]) for u in uids]) if uids else np.zeros(0)
     scores = np.concatenate([scores_by_uid[u] for u in uids]) if uids else np.zeros(0)
     try:
-        return problems.astype(np.int64), as_correctness(scores, rule, CORRECTNESS_KEY), None
+        return problems.astype(np.int64), as_correctness(scores, rule, CORRECTNESS_KEY)
     except ValueError as err:
-        return problems.astype(np.int64), np.full(len(scores), np.nan), str(err)
+        raise ValueError(f"DIVA: the difficulty update cannot read this step's task scores: {err}") from err
 
 
 @register_adv_est(ADV_ESTIMATOR_NAME)
@@ -191,9 +204,9 @@ def compute_diva_grpo_outcome_advantage(
     which turns task scores into the correctness the difficulty update counts; the std division
     follows ``algorithm.norm_adv_by_std_in_grpo``. The advantage ranks the summed
     ``token_level_rewards`` (any finite values); the low-reward damping and the difficulty update
-    read the task scores (:func:`step_task_scores`). Rewards a correctness rule cannot read skip that
-    step's difficulty update with a warning (``diva/difficulty_rows_skipped``) instead of stopping the
-    run. Side effect: when a DIVA training dataset lives in this process, each problem's difficulty
+    read the task scores (:func:`step_task_scores`). Scores the correctness rule cannot read (partial
+    credit, a 0-10 scale under ``auto``) are an error naming ``algorithm.diva.correctness``; NaN scores
+    are left out of the update and counted (``diva/difficulty_rows_skipped``). Side effect: when a DIVA training dataset lives in this process, each problem's difficulty
     is updated; the step's uid record is cleared.
     """
     if index is None:
@@ -210,11 +223,9 @@ def compute_diva_grpo_outcome_advantage(
     )
     low_uid = {u: bool(np.all(s < cfg.low_reward_threshold)) for u, s in scores_by_uid.items()}
     adv, parts = compute_diva_advantage(rewards, uids, problem_ids, difficulty, cfg, [low_uid[u] for u in uids])
-    evidence_problems, correct, error = _difficulty_evidence(scores_by_uid, rule)
+    evidence_problems, correct = _difficulty_evidence(scores_by_uid, rule)
     skipped = int(np.isnan(correct).sum())
-    if error:
-        logger.warning("DIVA: difficulty update skipped this step (%d rollouts): %s", skipped, error)
-    elif skipped:
+    if skipped:
         logger.warning("DIVA: %d rollouts with NaN task score left out of the difficulty update", skipped)
     metrics = {
         "diva/mean_item_difficulty": float(difficulty.mean()),
@@ -318,7 +329,7 @@ def _variant_messages(messages: list[dict], content: VariantContent, question: s
                 (parts,), found = _variant_text([parts], content, question)
             out.append({**message, "content": parts})
             continue
-        new_parts = [{"type": "image", "image": next(new_images)} if p.get("type") == "image" else dict(p) for p in parts]
+        new_parts = [_image_part(next(new_images), p) if p.get("type") == "image" else dict(p) for p in parts]
         if message is target:
             text_at = [i for i, p in enumerate(new_parts) if p.get("type") == "text"]
             texts, found = _variant_text([new_parts[i]["text"] for i in text_at], content, question)
@@ -332,6 +343,11 @@ def _variant_messages(messages: list[dict], content: VariantContent, question: s
     if leftover:
         raise ValueError(f"DIVA: the variant has {leftover} more image(s) than the prompt has image slots")
     return out, found
+
+
+def _image_part(image: Image.Image, original: dict) -> dict:
+    """A variant's image part: the new image, with the original part's size bounds (``IMAGE_SIZE_KEYS``)."""
+    return {"type": "image", "image": image, **{k: original[k] for k in IMAGE_SIZE_KEYS if k in original}}
 
 
 def _message_images(messages: list[dict]) -> list[Image.Image]:
@@ -351,7 +367,9 @@ class DivaRLHFDataset(RLHFDataset):
     ``paraphrase_key`` ("paraphrase": one reworded question or a list of them), ``solution_key``
     ("solution": reasoning steps, a list or one per line), ``question_key`` ("question": the bare
     problem inside the prompt, which a paraphrase or hint rewrites while the rest of the prompt stays),
-    ``difficulty_key`` ("difficulty": start difficulties), ``difficulty`` (a
+    ``difficulty_key`` ("difficulty": start difficulties), ``max_pixels`` (None: variants are perturbed at the
+    processor's ``max_pixels``, what the model sees; a number also bounds every image the model sees, originals
+    included, through qwen_vl_utils' per-image ``max_pixels``), ``difficulty`` (a
     :class:`~vade_verl.diva.advantage.DifficultyConfig` block) and ``variants`` (a
     :class:`~vade_verl.diva.variants.VariantConfig` block). The columns are read from the parquet's top
     level, or else from ``extra_info``; ``python -m vade_verl.diva.prep`` writes paraphrase and
@@ -372,12 +390,17 @@ class DivaRLHFDataset(RLHFDataset):
         self.solution_key = options.pop("solution_key", "solution")
         self.question_key = options.pop("question_key", "question")
         self.difficulty_key = options.pop("difficulty_key", "difficulty")
+        self.max_pixels = options.pop("max_pixels", None)
         self.difficulty_cfg = DifficultyConfig.from_mapping(options.pop("difficulty", None))
         self.variant_cfg = VariantConfig.from_mapping(options.pop("variants", None))
         if options:
             raise ValueError(f"data.diva: unknown key(s) {sorted(options)}")
         if self.num_variants < 0:
             raise ValueError(f"data.diva.num_variants must be >= 0, got {self.num_variants}")
+        if self.max_pixels is not None and int(self.max_pixels) < 1:
+            raise ValueError(f"data.diva.max_pixels must be a positive pixel count, got {self.max_pixels}")
+        self.perturb_pixels = int(self.max_pixels or getattr(getattr(processor, "image_processor", None), "max_pixels",
+                                                             None) or QWEN_MAX_PIXELS)
 
         files = _file_list(self.original_data_files)
         previous = DRIVER.train_dataset
@@ -400,11 +423,19 @@ class DivaRLHFDataset(RLHFDataset):
         """Say which variant sources the data has and how many prompts a step will hold."""
         columns = self.dataframe.column_names
         infos = self.dataframe["extra_info"] if "extra_info" in columns else [None] * len(self)
-        for key, use in ((self.paraphrase_key, "D = 0 paraphrases"), (self.solution_key, "D < 0 hints")):
+        consequence = {
+            self.paraphrase_key: "their D = 0 variants fall back (data.diva.variants.fallback=%s)" % self.variant_cfg.fallback,
+            self.solution_key: "their D < 0 variants (hard problems: d >= 6 with one variant) are copies, not hints; "
+            "python -m vade_verl.diva.prep writes the column",
+            self.question_key: "their variants rewrite the whole user message: a paraphrase or rendered question "
+            "loses any answer-format instruction in it, a hint or rotation note lands after it (counted in "
+            "variant_counts['question_from_prompt']; data.diva.question_key names the bare problem)",
+        }
+        for key, then in consequence.items():
             values = self.dataframe[key] if key in columns else [(info or {}).get(key) for info in infos]
-            present = sum(v is not None and len(v) > 0 for v in values)
-            logger.info("DIVA: %d of %d rows have '%s' (%s); the others fall back (variants.fallback=%s)",
-                        present, len(self), key, use, self.variant_cfg.fallback)  # fmt: skip
+            missing = sum(v is None or len(v) == 0 for v in values)
+            logger.log(logging.WARNING if missing else logging.INFO, "DIVA: %d of %d rows have no '%s'%s",
+                       missing, len(self), key, f": {then}" if missing else "")  # fmt: skip
         problems = int(config.get("gen_batch_size", None) or config.get("train_batch_size"))
         logger.info(
             "DIVA: %d problems per loader batch -> %d prompts per step with %d variant(s) each "
@@ -428,6 +459,11 @@ class DivaRLHFDataset(RLHFDataset):
     # -- rows ------------------------------------------------------------------------------------
     def __getitem__(self, item):
         row = super().__getitem__(item)
+        if self.max_pixels is not None:  # the model sees originals and variants at the same bound
+            for message in row["raw_prompt"]:
+                for part in [] if isinstance(message["content"], str) else message["content"]:
+                    if part.get("type") == "image":
+                        part["max_pixels"] = int(self.max_pixels)
         row["extra_info"] = {
             **row["extra_info"],
             PROBLEM_ID_KEY: int(item),
@@ -458,7 +494,7 @@ class DivaRLHFDataset(RLHFDataset):
         variants = make_variants(
             int(self.tracker.difficulty[item]),
             self.num_variants,
-            _message_images(original["raw_prompt"]),
+            [bound_pixels(image, self.perturb_pixels) for image in _message_images(original["raw_prompt"])],
             question,
             self.variant_rng(item),
             self.variant_cfg,
@@ -466,9 +502,12 @@ class DivaRLHFDataset(RLHFDataset):
             paraphrases=row_field(source, self.paraphrase_key),
             solution=row_field(source, self.solution_key),
         )
+        whole_prompt = not row_field(source, self.question_key)
         rows = []
         for spec, content in variants:
             self.variant_counts[spec.kind] += 1
+            if whole_prompt and (content.replace_text is not None or content.append_text is not None):
+                self.variant_counts["question_from_prompt"] += 1
             if spec.fallback:
                 self.variant_counts[f"fallback_{spec.fallback}"] += 1
                 logger.info("DIVA: problem %d variant fell back to %s (%s)", item, spec.kind, spec.fallback)

@@ -84,6 +84,7 @@ OPTIONS_KEY = "data.mssr"
 CORRECTNESS_KEY = f"{OPTIONS_KEY}.correctness"
 BASELINE_KEY = "reward_baselines"  # per row: [dataset position, dataset token]
 INITS = ("warm_start", "first_visit")
+ADVANTAGE_REWARDS = ("correctness", "score")
 # verl's full-vocabulary entropy (logsumexp - sum p * logit) can come out a rounding error below zero.
 ENTROPY_ROUNDING = 1e-4
 STALE_ENV_PREFIX = "VADE_MSSR_"
@@ -102,19 +103,30 @@ class MSSROptions:
     Baseline keys (:class:`vade_verl.mssr.advantage.MSSRBaselineConfig`): ``rho_min``, ``rho_max``, ``target_kl``,
     ``kl_window``, ``rho_schedule``, ``rho``. Shaping keys (:class:`vade_verl.mssr.advantage.MSSRShapingConfig`):
     ``alpha``, ``kappa``, ``entropy``. Others: ``correctness`` (``vade_verl.verl_adapters.rewards.CorrectnessRule``:
-    ``auto``, ``fractional`` or a threshold), ``init`` (``warm_start`` or ``first_visit``) and
-    ``warm_start_file`` (verl's validation dump, required with ``init=warm_start``).
+    ``auto``, ``fractional`` or a threshold), ``advantage_reward`` (``correctness``: ``A = c - v`` with the
+    correctness ``c`` the Beta counts; ``score``: the authors' ``A = score - v``), ``init`` (``warm_start`` or
+    ``first_visit``) and ``warm_start_file`` (verl's validation dump, required with ``init=warm_start``).
     """
 
     baseline: MSSRBaselineConfig = MSSRBaselineConfig()
     shaping: MSSRShapingConfig = MSSRShapingConfig()
     correctness: CorrectnessRule = CorrectnessRule()
+    advantage_reward: str = "correctness"
     init: str = "warm_start"
     warm_start_file: Optional[str] = None
 
     def __post_init__(self):
         if self.init not in INITS:
             raise ValueError(f"{OPTIONS_KEY}.init must be one of {INITS}, got {self.init!r}")
+        if self.advantage_reward not in ADVANTAGE_REWARDS:
+            raise ValueError(
+                f"{OPTIONS_KEY}.advantage_reward must be one of {ADVANTAGE_REWARDS}, got {self.advantage_reward!r}"
+            )
+        if self.init == "warm_start" and self.warm_start_file and os.path.isdir(os.path.expanduser(self.warm_start_file)):
+            raise ValueError(
+                f"{OPTIONS_KEY}.warm_start_file={self.warm_start_file} is a directory; name the dump file in it, "
+                f"<trainer.validation_data_dir>/0.jsonl (docs/mssr.md)"
+            )
         if self.init == "warm_start" and not self.warm_start_file:
             raise ValueError(
                 f"{OPTIONS_KEY}.init=warm_start (the default, as the authors run MSSR) needs "
@@ -130,7 +142,7 @@ class MSSROptions:
         block = dict(block or {})
         baseline_keys = {f.name for f in dataclasses.fields(MSSRBaselineConfig)}
         shaping_keys = {f.name for f in dataclasses.fields(MSSRShapingConfig)}
-        own_keys = {"correctness", "init", "warm_start_file"}
+        own_keys = {"correctness", "advantage_reward", "init", "warm_start_file"}
         unknown = set(block) - baseline_keys - shaping_keys - own_keys
         if unknown:
             known = sorted(baseline_keys | shaping_keys | own_keys)
@@ -144,6 +156,7 @@ class MSSROptions:
             baseline=baseline,
             shaping=shaping,
             correctness=CorrectnessRule.parse(block.get("correctness"), CORRECTNESS_KEY),
+            advantage_reward=block.get("advantage_reward", "correctness"),
             init=block.get("init", "warm_start"),
             warm_start_file=block.get("warm_start_file"),
         )
@@ -152,6 +165,31 @@ class MSSROptions:
 def _json_plain(value: Any) -> Any:
     """A value as verl's ``_dump_generations`` writes it to JSON (numpy arrays and scalars as lists/numbers)."""
     return json.loads(json.dumps(value, ensure_ascii=False, default=lambda x: x.tolist()))
+
+
+def _dump_lines(path: str, where: str) -> list[dict]:
+    """The JSON objects of a dump, one per non-empty line; a line that is not JSON is an error naming it."""
+    lines = []
+    with open(path, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                lines.append(json.loads(text))
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"{where}: line {number} is not JSON ({err.msg}; a truncated dump? rerun the warm-start pass)"
+                ) from err
+    return lines
+
+
+def _dump_score(score: Any, index: int, where: str) -> float:
+    """A dump line's ``score``: a JSON number (None/NaN: no score); anything else (a string "1.0") is an error."""
+    if score is None:
+        return float("nan")
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        raise ValueError(f"{where}: line {index + 1} has score {score!r} ({type(score).__name__}), not a number")
+    return float(score)
 
 
 def read_warm_start_dump(path: str, ground_truths: list, rule: CorrectnessRule) -> tuple[np.ndarray, np.ndarray, int]:
@@ -163,8 +201,7 @@ def read_warm_start_dump(path: str, ground_truths: list, rule: CorrectnessRule) 
     correctness under ``rule`` (``data.mssr.correctness``); rollouts with a NaN score are skipped, counted.
     """
     where = f"{OPTIONS_KEY}.warm_start_file={path}"
-    with open(path, encoding="utf-8") as handle:
-        lines = [json.loads(line) for line in handle if line.strip()]
+    lines = _dump_lines(path, where)
     rows = len(ground_truths)
     if not lines or len(lines) % rows:
         raise ValueError(
@@ -183,7 +220,7 @@ def read_warm_start_dump(path: str, ground_truths: list, rule: CorrectnessRule) 
                 f"{expected[positions[j]]!r}; the dump is not of this training set in its order (was "
                 "data.validation_shuffle or data.val_max_samples changed for the pass?)"
             )
-    scores = np.array([np.nan if line["score"] is None else line["score"] for line in lines], dtype=np.float64)
+    scores = np.array([_dump_score(line["score"], j, where) for j, line in enumerate(lines)], dtype=np.float64)
     evidence = as_correctness(scores, rule, CORRECTNESS_KEY)
     keep = ~np.isnan(evidence)
     return positions[keep], evidence[keep], int((~keep).sum())
@@ -266,7 +303,8 @@ def compute_mssr_outcome_advantage(
     """MSSR advantage on the driver: ``A' = shape(normalise_batch(r - v), H)`` (paper Sec. 3).
 
     ``v`` is each row's baseline before this step (:class:`MSSRDataset`, by the ``[position, token]``
-    column), ``r`` the verifiable reward, normalised by :func:`vade_verl.mssr.advantage.baseline_advantages` (std
+    column), ``r`` the rollout's correctness in [0, 1] under ``data.mssr.correctness`` (the quantity ``v``
+    estimates; ``advantage_reward=score``: the raw reward, as the authors' code), normalised by :func:`vade_verl.mssr.advantage.baseline_advantages` (std
     scaling per ``algorithm.norm_adv_by_std_in_grpo``, default True), then
     ``A'_t = A_t + min(alpha H_t, |A_t| / kappa)`` per response token (:func:`vade_verl.mssr.advantage.shape_advantages`)
     with ``H_t`` from the old-log-prob pass. Then the step's correctness (``data.mssr.correctness``) and KL
@@ -288,9 +326,12 @@ def compute_mssr_outcome_advantage(
     step = _fit_step(reward_baselines) if shaping or adaptive else None
 
     values, metrics = dataset.begin_step(positions)
+    correct = as_correctness(rewards.cpu().numpy(), options.correctness, CORRECTNESS_KEY)
+    signal = dataset.advantage_signal(rewards.cpu().numpy(), correct)
     scale = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
     advantages, fallback_rows = baseline_advantages(
-        rewards.float(), torch.as_tensor(values, dtype=torch.float32), response_mask, scale_by_std=scale
+        torch.as_tensor(signal, dtype=torch.float32), torch.as_tensor(values, dtype=torch.float32), response_mask,
+        scale_by_std=scale,
     )
     if shaping:
         entropy = _token_entropy(step, options.shaping.entropy, response_mask)
@@ -301,7 +342,6 @@ def compute_mssr_outcome_advantage(
         metrics["mssr/bonus_capped_frac"] = (capped.sum() / response_mask.sum().clamp(min=1)).item()
         advantages = shaped
     kl = _step_kl(step, response_mask) if adaptive else None
-    correct = as_correctness(rewards.cpu().numpy(), options.correctness, CORRECTNESS_KEY)
     metrics.update(dataset.observe_step(positions, correct, kl))
     known = ~np.isnan(values)
     metrics["mssr/first_visit_rows"] = fallback_rows
@@ -329,6 +369,7 @@ class MSSRDataset(RLHFDataset):
         self.mssr_ready = self.mssr_options.init == "first_visit"  # a warm start is read at the first step
         self.mssr_updated_this_step = False
         self.mssr_last_metrics: dict = {}
+        self.mssr_warned: dict[str, bool] = {}
         self.mssr_publisher = MetricsPublisher("MSSR mssr/*", "MSSRDataset.mssr_last_metrics")
         _DATASETS[self.mssr_token] = self
         stale = sorted(k for k in os.environ if k.startswith(STALE_ENV_PREFIX))
@@ -338,9 +379,35 @@ class MSSRDataset(RLHFDataset):
 
     def begin_step(self, positions: np.ndarray) -> tuple[np.ndarray, dict]:
         """The baselines ``v`` of ``positions`` before this step's update (NaN: never initialised), and the
-        warm-start metrics on the first step of a warm-started run."""
+        warm-start metrics on the first step of a warm-started run. Warns once when a prompt has several
+        rollouts in a step: MSSR is single-rollout (``actor_rollout_ref.rollout.n=1``)."""
         metrics = {} if self.mssr_ready else self._warm_start()
+        repeats = len(positions) - len(np.unique(positions))
+        if repeats and not self.mssr_warned.get("rollout_n"):
+            self.mssr_warned["rollout_n"] = True
+            logger.warning(
+                "MSSR is a single-rollout method (paper: actor_rollout_ref.rollout.n=1) but this step has %d rows "
+                "for %d prompts; each prompt's rollouts share one baseline and one forgetting step", len(positions),
+                len(positions) - repeats,
+            )
         return self.mssr.values(positions), metrics
+
+    def advantage_signal(self, scores: np.ndarray, correctness: np.ndarray) -> np.ndarray:
+        """The ``r`` of ``A = r - v``: the correctness the Beta counts (``advantage_reward=correctness``), or the
+        raw score (``score``, the authors' code, ruiiu/MSSR ``verl/trainer/core_algos.py:1323``), with a warning
+        the first time a score is off the [0, 1] correctness scale that ``v`` estimates."""
+        if self.mssr_options.advantage_reward == "correctness":
+            return correctness
+        if not np.allclose(scores, correctness) and not self.mssr_warned.get("score_scale"):
+            self.mssr_warned["score_scale"] = True
+            odd = np.unique(scores[~np.isclose(scores, correctness)])[:5].tolist()
+            logger.warning(
+                "MSSR: %s.advantage_reward=score subtracts a baseline of the correctness rate in [0, 1] from raw "
+                "scores %s that are not that correctness (e.g. a -1/+1 reward or a format bonus): the advantage "
+                "of a prompt is off by the difference; %s.advantage_reward=correctness keeps one scale",
+                OPTIONS_KEY, odd, OPTIONS_KEY,
+            )  # fmt: skip
+        return scores
 
     def _warm_start(self) -> dict:
         path = self.mssr_options.warm_start_file
@@ -352,6 +419,12 @@ class MSSRDataset(RLHFDataset):
         positions, evidence, skipped = read_warm_start_dump(path, dataset_ground_truths(self), self.mssr_options.correctness)
         prompts = self.mssr.initialise(positions, evidence) if positions.size else 0
         self.mssr_ready = True
+        if prompts < len(self):
+            logger.warning(
+                "MSSR warm start from %s: %d of %d prompts have no scored rollout (every score NaN); they start at "
+                "their first training visit instead (baseline: the batch mean, metric mssr/first_visit_rows)",
+                path, len(self) - prompts, len(self),
+            )  # fmt: skip
         logger.info("MSSR warm start from %s: %d of %d prompts initialised, %d rollouts with a NaN score skipped",
                     path, prompts, len(self), skipped)
         return {"mssr/warm_start_prompts": prompts, "mssr/warm_start_skipped_rollouts": skipped}
