@@ -22,9 +22,9 @@ Usage (the run in docs/learning_benchmark.md; run it alone on the 2-core machine
    held-out accuracy per key class against cumulative rollouts; per arm the mean and range over seeds; the
    random-vs-random gap (noise floor); area under the learnable-key curve; rollouts to the fixed target.
 
-Resumable: the task and warm start (``<out>/work/task.json``) and every finished arm
-(``<out>/work/<arm>-s<seed>/result.json``) are kept; a rerun skips them and says so, and refuses a cached
-part made with other settings, naming the setting.
+Resumable: the task and warm start (``task.json``) and every finished arm (``<arm>-s<seed>/result.json``)
+are kept in the ``work`` folder under ``--out``; a rerun skips them and says so, and refuses a cached part
+made with other settings, naming the setting.
 """
 
 from __future__ import annotations
