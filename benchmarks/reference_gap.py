@@ -15,8 +15,9 @@ population, with ``random`` and the four references that know the true p
   random's final one, divided by the best reference's of that run
   (``rollouts_to_target_vs_best_reference`` of ``summarise``); "never" when the sampler did not
   reach it within ``--steps``; and which reference was best;
-* per sampler, its final mean solve probability minus random's at the same rollouts (negative:
-  worse than random), mean and range over the seeds.
+* per sampler, its final mean solve probability minus random's after the same number of steps
+  (negative: worse than random; the same rollouts for the samplers that generate B x G per step,
+  more for DAPO, GRESO and MMR1), mean and range over the seeds.
 """
 
 from __future__ import annotations
@@ -86,13 +87,16 @@ def main(argv=None) -> int:
     p.add_argument("--dynamics", default=DEFAULT_DYNAMICS, choices=DYNAMICS_KINDS)
     for name in ("steps", "num_samples", "batch_size", "group_size"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(SimConfig, name))
+    for name in ("learn", "transfer", "forget", "family"):
+        p.add_argument(f"--{name}", type=float, default=None, help="dynamics parameter (default: calibrated)")
     p.add_argument("--json", default=None, help="also write the rows here")
     args = p.parse_args(argv)
     presets = [x for x in args.presets.split(";") if x]
     seeds = [int(x) for x in args.seeds.split(",")]
     samplers = [x for x in args.samplers.split(",") if x]
     start = time.perf_counter()
-    options = {name: getattr(args, name) for name in ("dynamics", "steps", "num_samples", "batch_size", "group_size")}
+    names = ("dynamics", "steps", "num_samples", "batch_size", "group_size", "learn", "transfer", "forget", "family")
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     table = measure(presets, seeds, samplers, **options)
     print(format_relative(table, samplers))
     print()

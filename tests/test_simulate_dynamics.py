@@ -37,6 +37,13 @@ def test_one_training_step_by_hand(kind):
 
 
 @pytest.mark.parametrize("kind", ["per-group", "per-step", "family"])
+def test_integer_parameters_step_like_floats(kind):
+    pop = Population(np.zeros(3), Dynamics(kind, learn=1, transfer=0, forget=0, family=1 if kind == "family" else 0), np.zeros(3, dtype=int))
+    pop.train(np.array([0, 1]), np.array([True, False]), batch_size=2)
+    assert pop.z.tolist() == [1.0, 1.0 if kind == "family" else 0.0, 1.0 if kind == "family" else 0.0]
+
+
+@pytest.mark.parametrize("kind", ["per-group", "per-step", "family"])
 def test_a_step_without_informative_groups_only_forgets(kind):
     dynamics = Dynamics(kind, learn=0.6, transfer=0.1, forget=0.5, family=0.5 if kind == "family" else 0.0)
     pop = Population(np.array([0.0, 2.0]), dynamics, families=np.array([0, 0]))

@@ -149,8 +149,8 @@ class Dynamics:
         if k <= 0:
             return 0.0, 0.0
         if self.kind == "per-group":
-            return self.learn, self.transfer * k / batch_size
-        return self.learn / k, self.transfer
+            return float(self.learn), float(self.transfer) * k / batch_size
+        return self.learn / k, float(self.transfer)
 
 
 # Fitted by ``python -m vade_verl.sim.calibrate benchmarks/calibration/learning_benchmark_seed0.json``
