@@ -240,3 +240,28 @@ def test_the_fit_recovers_the_dynamics_that_made_the_curve(tmp_path, monkeypatch
     assert (best["learn"], best["transfer"]) == (1.0, 0.01)
     assert best_chi2 == pytest.approx(0.0, abs=1e-18)  # the level offset of 0.05 is not fitted
     assert scored[1][0] > 1.0
+
+
+def test_the_command_fits_every_kind_and_reports_the_prediction_next_to_the_measurement(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(2)
+    data = {
+        "config": {"batch_size": 4, "group_size": 4, "val_rows": 100, "val_n": 4},
+        "pool": {"pool_solve_probs": rng.beta(2, 2, size=32).tolist(), "pool_counts": (np.arange(32) % 4).tolist()},
+        "arms": {
+            "random": {"val_rollouts": [0, 160, 320], "val_accuracy": [0.5, 0.55, 0.6]},
+            "vade": {"val_rollouts": [0, 160, 320], "val_accuracy": [0.5, 0.56, 0.58]},
+        },
+    }
+    for kind in calibrate.GRIDS:
+        monkeypatch.setitem(calibrate.GRIDS, kind, {"learn": np.array([0.5, 2.0]), "transfer": np.array([0.0])})
+    monkeypatch.setitem(calibrate.GRIDS, "family", {"learn": np.array([0.5]), "family": np.array([0.5]), "transfer": np.array([0.0])})
+    out = tmp_path / "reports.json"
+    assert calibrate.main([_write(tmp_path, data), "--arms", "vade", "--seeds", "2", "--json", str(out)]) == 0
+    reports = json.loads(out.read_text())
+    assert sorted(r["dynamics"]["dynamics"] for r in reports) == ["family", "per-group", "per-step"]
+    for report in reports:
+        low, high = report["plausible_final_range"]["vade"]
+        assert low <= report["prediction"]["vade"]["final"] <= high
+    text = capsys.readouterr().out
+    # measured VADE - random: final 0.58 - 0.6 = -0.020, mean after the start 0.57 - 0.575 = -0.005
+    assert "measured" in text and "-0.020" in text and "-0.005" in text and "best fit:" in text
