@@ -265,3 +265,24 @@ def test_the_command_fits_every_kind_and_reports_the_prediction_next_to_the_meas
     text = capsys.readouterr().out
     # measured VADE - random: final 0.58 - 0.6 = -0.020, mean after the start 0.57 - 0.575 = -0.005
     assert "measured" in text and "-0.020" in text and "-0.005" in text and "best fit:" in text
+
+
+def test_the_new_benchmark_layout_with_seeds_and_keys(tmp_path):
+    """task.pool_keys as families, arms.<arm>.<seed> runs averaged, the seeds' spread as the error."""
+    run = {
+        "config": {"batch_size": 2, "group_size": 2},
+        "task": {"pool_solve_probs": [0.1, 0.5, 0.9, 0.3], "pool_keys": [7, 3, 7, 3]},
+        "arms": {
+            "random": {"0": {"val_rollouts": [0, 4, 8], "val_accuracy": [0.5, 0.6, 0.7]},
+                       "1": {"val_rollouts": [0, 4, 8], "val_accuracy": [0.5, 0.7, 0.9]}},
+            "vade": {"0": {"val_rollouts": [0, 4, 8], "val_accuracy": [0.5, 0.5, 0.5]}},
+        },
+    }
+    loaded = calibrate.load_real_run(_write(tmp_path, run))
+    assert loaded.families.tolist() == [1, 0, 1, 0]
+    np.testing.assert_allclose(loaded.accuracy["random"], [0.5, 0.65, 0.8])
+    # per-evaluation variances (ddof 1) of [0.6, 0.7] and [0.7, 0.9]: 0.005 and 0.02; mean 0.0125, / 2 seeds
+    assert loaded.accuracy_se == pytest.approx(np.sqrt(0.0125 / 2))
+    run["arms"]["random"]["1"]["val_rollouts"] = [0, 4, 12]
+    with pytest.raises(ValueError, match="different rollouts"):
+        calibrate.load_real_run(_write(tmp_path, run))

@@ -4,15 +4,24 @@ Input: one JSON file describing a real GRPO run through verl's trainer, in the l
 benchmark's ``summary.json`` (``benchmarks/learning_benchmark.py``), of which only these keys are read::
 
     config.batch_size, config.group_size       B and G of the run (data.train_batch_size, rollout.n)
-    config.val_rows, config.val_n              held-out rows and answers per row (optional: they set
-                                               the accuracy's standard error; else ``accuracy_se``)
     accuracy_se                                one standard error of a held-out accuracy (optional)
+    config.val_rows, config.val_n              held-out rows and answers per row (optional)
     pool.pool_solve_probs                      the training pool's solve probability per row at the start
-    pool.pool_counts                           a family id per row (optional; needed for ``family``)
+                                               (or task.pool_solve_probs)
+    pool.pool_counts                           a family id per row (or task.pool_keys; optional, needed
+                                               for ``family``)
     arms.random.val_rollouts, .val_accuracy    the random arm's held-out accuracy per evaluation, at
-                                               that many training rollouts (the first one at 0)
-    arms.<sampler>.val_rollouts, .val_accuracy other arms (optional; simulator sampler names such as
-                                               ``vade``, ``vade-eig``): reported next to the prediction
+                                               that many training rollouts (the first one at 0); or
+                                               arms.random.<seed>.val_rollouts, ... for several seeds,
+                                               whose mean curve is fitted
+    arms.<sampler>....                         other arms, the same way (optional; simulator sampler
+                                               names such as ``vade``, ``vade-eig``): shown next to the
+                                               prediction
+
+The standard error of the random arm's (mean) accuracy: ``accuracy_se`` if given; else, with several
+random seeds, the seeds' spread (standard deviation pooled over the evaluations after the start,
+divided by the square root of the number of seeds); else the binomial ``sqrt(a (1 - a) / answers)``
+with ``answers = config.val_rows x config.val_n`` and ``a`` the arm's mean accuracy.
 
 ``benchmarks/calibration/learning_benchmark_seed0.json`` is such a file, made from
 docs/learning_benchmark.md (its ``source`` says how).
@@ -78,49 +87,72 @@ def _get(data: dict, path: str, source: str):
     return node
 
 
+def _runs(record, where: str) -> Tuple[np.ndarray, np.ndarray]:
+    """One arm's evaluation rollouts and its accuracy per seed (rows): ``record`` is one run
+    (``val_rollouts``, ``val_accuracy``) or ``{seed: run}``."""
+    runs = [record] if isinstance(record, dict) and "val_rollouts" in record else list(dict(record).values())
+    if not runs:
+        raise ValueError(f"{where}: no run")
+    rollouts = np.asarray(_get(runs[0], "val_rollouts", where), dtype=np.int64)
+    accuracy = []
+    for run in runs:
+        if not np.array_equal(np.asarray(_get(run, "val_rollouts", where), dtype=np.int64), rollouts):
+            raise ValueError(f"{where}: its seeds were evaluated at different rollouts")
+        accuracy.append(np.asarray(_get(run, "val_accuracy", where), dtype=np.float64))
+    return rollouts, np.array(accuracy)
+
+
 def load_real_run(path: str) -> RealRun:
     """Read and check a real run's file; errors name the file and the key."""
     with open(path) as handle:
         data = json.load(handle)
     batch_size = int(_get(data, "config.batch_size", path))
     group_size = int(_get(data, "config.group_size", path))
-    probs = np.asarray(_get(data, "pool.pool_solve_probs", path), dtype=np.float64)
+    pool_key = next((k for k in ("pool", "task") if k in data), None)
+    if pool_key is None:
+        raise ValueError(f"{path}: missing key 'pool.pool_solve_probs' (or 'task.pool_solve_probs')")
+    probs = np.asarray(_get(data, f"{pool_key}.pool_solve_probs", path), dtype=np.float64)
     if probs.ndim != 1 or probs.size < batch_size:
-        raise ValueError(f"{path}: pool.pool_solve_probs must list at least config.batch_size={batch_size} rows")
+        raise ValueError(f"{path}: {pool_key}.pool_solve_probs must list at least config.batch_size={batch_size} rows")
     if np.isnan(probs).any() or (probs < 0).any() or (probs > 1).any():
-        raise ValueError(f"{path}: pool.pool_solve_probs has {int(np.sum(~((probs >= 0) & (probs <= 1))))} values outside [0, 1] or NaN")
-    families = data.get("pool", {}).get("pool_counts")
+        raise ValueError(f"{path}: {pool_key}.pool_solve_probs has {int(np.sum(~((probs >= 0) & (probs <= 1))))} values outside [0, 1] or NaN")
+    families = next((data[pool_key][k] for k in ("pool_counts", "pool_keys") if k in data[pool_key]), None)
     if families is not None:
-        families = np.asarray(families)
-        if families.shape != probs.shape or not np.issubdtype(families.dtype, np.integer) or (families < 0).any():
-            raise ValueError(f"{path}: pool.pool_counts must be {probs.size} non-negative integers, one per row")
+        if len(families) != probs.size:
+            raise ValueError(f"{path}: {pool_key} has {len(families)} family ids (pool_counts / pool_keys) for {probs.size} rows")
+        families = np.unique(np.asarray(families), return_inverse=True)[1].astype(np.int64)
     arms = _get(data, "arms", path)
     if "random" not in arms:
         raise ValueError(f"{path}: arms.random is missing; the fit needs the random arm")
     rollouts_per_step = batch_size * group_size
-    accuracy, steps = {}, None
+    accuracy, steps, random_runs = {}, None, None
     for arm, record in arms.items():
-        rollouts = np.asarray(_get(record, "val_rollouts", f"{path}: arms.{arm}"), dtype=np.int64)
-        values = np.asarray(_get(record, "val_accuracy", f"{path}: arms.{arm}"), dtype=np.float64)
-        if rollouts.shape != values.shape or rollouts.size < 2 or rollouts[0] != 0:
+        rollouts, runs = _runs(record, f"{path}: arms.{arm}")
+        if runs.shape[1] != rollouts.size or rollouts.size < 2 or rollouts[0] != 0:
             raise ValueError(f"{path}: arms.{arm} needs as many val_rollouts as val_accuracy, at least 2, the first at 0 rollouts")
         if (rollouts % rollouts_per_step).any() or (np.diff(rollouts) <= 0).any():
             raise ValueError(f"{path}: arms.{arm}.val_rollouts must increase in whole steps of B x G = {rollouts_per_step}")
-        if np.isnan(values).any():
+        if np.isnan(runs).any():
             raise ValueError(f"{path}: arms.{arm}.val_accuracy has NaN")
         if steps is not None and not np.array_equal(rollouts // rollouts_per_step, steps):
             raise ValueError(f"{path}: arms.{arm} was evaluated at other rollouts than arms.random")
         steps = rollouts // rollouts_per_step if steps is None else steps
-        accuracy[arm] = values
+        accuracy[arm] = runs.mean(axis=0)
+        if arm == "random":
+            random_runs = runs
     config = data["config"]
     if "accuracy_se" in data:
         se = float(data["accuracy_se"])
+    elif random_runs.shape[0] > 1:
+        se = float(np.sqrt(random_runs[:, 1:].var(axis=0, ddof=1).mean() / random_runs.shape[0]))
     elif "val_rows" in config and "val_n" in config:
         answers = int(config["val_rows"]) * int(config["val_n"])
         mean = float(np.mean(accuracy["random"]))
         se = float(np.sqrt(mean * (1 - mean) / answers))
     else:
-        raise ValueError(f"{path}: give accuracy_se, or config.val_rows and config.val_n")
+        raise ValueError(f"{path}: give accuracy_se, several random seeds, or config.val_rows and config.val_n")
+    if not se > 0:
+        raise ValueError(f"{path}: the accuracy's standard error is {se}; give accuracy_se > 0")
     return RealRun(batch_size, group_size, probs, families, steps, accuracy, se)
 
 
@@ -256,7 +288,7 @@ def main(argv=None) -> int:
         if unknown:
             raise ValueError(f"--dynamics: unknown {unknown}; choose from {list(DYNAMICS_KINDS)}")
         if "family" in kinds and run.families is None:
-            raise ValueError(f"{args.run}: the family dynamics needs pool.pool_counts (a family id per row)")
+            raise ValueError(f"{args.run}: the family dynamics needs pool.pool_counts or task.pool_keys (a family id per row)")
     except (OSError, ValueError) as error:
         print(f"calibrate: {error}", file=sys.stderr)
         return 2
