@@ -720,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=defaults.seed)
     add("--difficulty", default=defaults.difficulty, help="initial difficulty: mm-math, uniform or beta:A,B")
     add("--dynamics", default=defaults.dynamics, choices=list(CALIBRATED),
-        help=f"learning dynamics (docs/simulate.md); default {DEFAULT_DYNAMICS}, the best fit to verl's trainer")
+        help=f"learning dynamics, each with parameters fitted to verl's trainer (docs/simulate.md, Calibration); default {DEFAULT_DYNAMICS}")
     add("--learn", type=float, default=None, help="own logit step: per informative group (per-group) or per step, shared (per-step, family); default: calibrated")
     add("--transfer", type=float, default=None, help="shared logit drift: per step at effective ratio 1 (per-group) or per step (per-step, family); default: calibrated")
     add("--forget", type=float, default=None, help="per-step relaxation of logits toward their start; default: calibrated")
