@@ -10,7 +10,7 @@ from vade_verl.sim.baseline_samplers import (
     GenerationLimitReached,
     dapo_fill,
     informative_probability,
-    oracle_batch,
+    true_p_batch,
     outcome_variance_score,
     pass_rate_band,
     pass_rate_filter,
@@ -76,12 +76,12 @@ def test_dapo_with_a_pass_rate_band_keeps_the_closed_interval():
         pass_rate_band(0.8, 0.2)
 
 
-# -- the oracle ------------------------------------------------------------------------------------
-def test_oracle_takes_the_samples_most_likely_to_give_an_informative_group():
+# -- the true-p reference by P(informative) --------------------------------------------------------
+def test_true_p_reference_takes_the_samples_most_likely_to_give_an_informative_group():
     # G = 2: 1 - p^2 - (1 - p)^2 = 2 p (1 - p).
     assert informative_probability(np.array([0.0, 0.5, 1.0, 0.25]), 2).tolist() == [0.0, 0.5, 0.0, 0.375]
     # G = 8: p = 0.9 -> 0.570, 0.5 -> 0.992, 0 -> 0, 0.3 -> 0.942, 0.6 -> 0.983.
-    assert oracle_batch(np.array([0.9, 0.5, 0.0, 0.3, 0.6]), 3, 8).tolist() == [1, 4, 3]
+    assert true_p_batch("informative", np.array([0.9, 0.5, 0.0, 0.3, 0.6]), 3, 8).tolist() == [1, 4, 3]
 
 
 # -- MoPPS and GRESO -------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def test_variance_aware_batch_mixes_weighted_and_uniform_and_reports_a_shortfall
 
 # -- population ------------------------------------------------------------------------------------
 def test_population_training_step_by_hand():
-    pop = Population(np.array([0.0, 1.0, -2.0, np.inf]), Dynamics(learn=0.5, transfer=0.2, forget=0.1))
+    pop = Population(np.array([0.0, 1.0, -2.0, np.inf]), Dynamics("per-group", learn=0.5, transfer=0.2, forget=0.1))
     pop.z[:3] += [0.3, 0.0, 0.0]  # z = [0.3, 1, -2, inf], z0 = [0, 1, -2, inf]
     pop.train(np.array([0, 2]), np.array([True, False]), batch_size=2)
     # learn on 0; drift 0.2 * 1/2 = 0.1 on every finite z; then z -= 0.1 * (z - z0)

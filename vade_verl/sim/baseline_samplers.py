@@ -1,7 +1,13 @@
-"""The samplers a user would pick instead of VADE, and the ceiling, as pure numpy (no verl import).
+"""The samplers a user would pick instead of VADE, and references that know the true p, as pure
+numpy (no verl import).
 
-* Oracle: knows every sample's true solve probability ``p`` and takes the ``B`` samples with the
-  highest chance of an informative group of ``G`` rollouts, ``1 - p^G - (1 - p)^G``.
+* References: know every sample's true solve probability ``p`` and take the ``B`` samples with the
+  highest score (``TRUE_P_SCORES``): the chance of an informative group of ``G`` rollouts
+  ``1 - p^G - (1 - p)^G``; the Bernoulli variance ``p (1 - p)`` (the same ranking: both are
+  symmetric about 1/2 and increase toward it); VADE's InfoGain ``p (1 - p)^2`` (paper Eq. 4) at the
+  true ``p``. A fourth, the one-step lookahead on the simulator's dynamics, is
+  ``Population.lookahead_scores``. None of them is a bound: each is myopic, and which one makes the
+  most progress depends on the population and the dynamics.
 * DAPO dynamic sampling (Yu et al., arXiv 2503.14476, Sec. 3.2; verl's ``recipe/dapo`` trainer with
   ``algorithm.filter_groups``): generate ``data.gen_batch_size`` prompts x ``rollout.n`` rollouts,
   drop the groups whose rewards are all equal (verl keeps a group when its reward std is > 0 or it
@@ -27,11 +33,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterator, Tuple
+from typing import Callable, Dict, Iterator, Tuple
 
 import numpy as np
 
-from vade_verl.sim.population import informative_groups
+from vade_verl.sim.population import informative_groups, informative_probability
 from vade_verl.vade.algorithm import top_b
 
 
@@ -39,19 +45,28 @@ class GenerationLimitReached(ValueError):
     """verl's DAPO trainer raises a ValueError when ``max_num_gen_batches`` is reached."""
 
 
-def informative_probability(p: np.ndarray, group_size: int) -> np.ndarray:
-    """Chance that ``group_size`` Bernoulli(p) rewards are not all equal: ``1 - p^G - (1 - p)^G``."""
+def variance(p: np.ndarray, group_size: int) -> np.ndarray:
+    """The Bernoulli variance ``p (1 - p)`` (``group_size`` unused)."""
     p = np.asarray(p, dtype=np.float64)
-    return 1.0 - p**group_size - (1.0 - p) ** group_size
+    return p * (1.0 - p)
 
 
-def oracle_batch(p: np.ndarray, batch_size: int, group_size: int) -> np.ndarray:
-    """The ``batch_size`` samples most likely to give an informative group, from their true ``p``.
+def info_gain(p: np.ndarray, group_size: int) -> np.ndarray:
+    """VADE's InfoGain ``p (1 - p)^2`` (arXiv 2511.18902, Eq. 4; ``group_size`` unused)."""
+    p = np.asarray(p, dtype=np.float64)
+    return p * (1.0 - p) ** 2
 
-    The simulator's ceiling: it maximises the expected number of informative groups per step,
-    which no sampler that must learn ``p`` from rollouts can exceed.
-    """
-    return top_b(informative_probability(p, group_size), batch_size)
+
+TRUE_P_SCORES: Dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "informative": informative_probability,
+    "variance": variance,
+    "infogain": info_gain,
+}
+
+
+def true_p_batch(score: str, p: np.ndarray, batch_size: int, group_size: int) -> np.ndarray:
+    """The ``batch_size`` samples with the highest ``TRUE_P_SCORES[score]`` of their true ``p``."""
+    return top_b(TRUE_P_SCORES[score](p, group_size), batch_size)
 
 
 def dapo_kept_groups(rewards: np.ndarray, group_size: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 A population of N samples with latent solve probabilities (``vade_verl.sim.population``) is trained
 for a number of steps by each sampler in turn, all from the same seed and the same initial
 population. Per step a sampler picks B prompts, each gets G Bernoulli rollouts, the rewards go back
-to the sampler, and the population takes a training step on the informative groups.
+to the sampler, and the population takes a training step on the informative groups under the
+chosen learning dynamics (``--dynamics``; default: the kind calibrated to verl's trainer).
 
 VADE is fed exactly as in verl 0.7.1: ``VADESampler(data_source, data_config)`` is iterated for
 indices and its ``update(batch=...)`` gets a ``DataProto`` built as ``RayPPOTrainer.fit`` builds it
@@ -14,8 +15,8 @@ indices and its ``update(batch=...)`` gets a ``DataProto`` built as ``RayPPOTrai
 Outputs in ``--output`` (default ``outputs/simulate``): ``steps.csv`` (one row per sampler and step),
 ``summary.json`` (config and per-sampler summary), ``simulate.png`` (effective-gradient ratio per
 step, as the paper's Fig. 1/3b; mean solve probability against cumulative rollouts and cumulative
-rollouts per step, as Fig. 4; rollouts to random's final progress relative to the oracle's), and a
-summary table on stdout.
+rollouts per step, as Fig. 4; rollouts to random's final progress relative to the best reference
+that knows the true p), and a summary table on stdout.
 """
 
 from __future__ import annotations
@@ -37,17 +38,26 @@ from vade_verl.sim.baseline_samplers import (
     GenerationLimitReached,
     dapo_fill,
     dapo_kept_groups,
-    oracle_batch,
     outcome_variance_score,
     pass_rate_band,
     pass_rate_filter,
+    true_p_batch,
     variance_aware_batch,
 )
+from vade_verl.vade.algorithm import top_b
 from vade_verl.vade.config import VADEConfig
 from vade_verl.greso.algorithm import GRESOParams, GRESOState
 from vade_verl.mopps.algorithm import MoPPSState
 from vade_verl.sim.peer_samplers import greso_fill
-from vade_verl.sim.population import Dynamics, Population, informative_groups, initial_logits
+from vade_verl.sim.population import (
+    CALIBRATED,
+    DEFAULT_DYNAMICS,
+    Dynamics,
+    Population,
+    informative_groups,
+    initial_logits,
+    rank_families,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +83,12 @@ class SimConfig:
     steps: int = 200
     seed: int = 0
     difficulty: str = "mm-math"
-    learn: float = Dynamics.learn
-    transfer: float = Dynamics.transfer
-    forget: float = Dynamics.forget
+    dynamics: str = DEFAULT_DYNAMICS
+    learn: Optional[float] = None  # None: the calibrated value of ``dynamics`` (population.CALIBRATED)
+    transfer: Optional[float] = None
+    forget: Optional[float] = None
+    family: Optional[float] = None
+    families: int = 10
     l1: float = 0.2
     l2: float = 0.999
     samplers: tuple = ()
@@ -123,11 +136,22 @@ class SimConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} must be in [0, 1]")
         VADEConfig.from_mapping({"l1": self.l1, "l2": self.l2})  # errors name data.sampler.vade.l1 / l2
-        Dynamics(self.learn, self.transfer, self.forget)
+        if self.families < 1:
+            raise ValueError(f"--families must be >= 1, got {self.families}")
+        calibrated = CALIBRATED.get(self.dynamics)
+        if calibrated is None:
+            raise ValueError(f"unknown --dynamics {self.dynamics!r}; choose from {list(CALIBRATED)}")
+        for name in ("learn", "transfer", "forget", "family"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(calibrated, name))
+        self.population_dynamics()  # errors name the parameter
         self.dapo_gen_batch_size = self.dapo_gen_batch_size or 3 * self.batch_size
         self.filter_rollouts = self.filter_rollouts or self.group_size
         self.mmr1_rollouts = self.mmr1_rollouts or self.group_size
         self.greso_sampling_batch_size = self.greso_sampling_batch_size or 3 * self.batch_size // 2
+
+    def population_dynamics(self) -> Dynamics:
+        return Dynamics(self.dynamics, self.learn, self.transfer, self.forget, self.family)
 
 
 @dataclasses.dataclass
@@ -146,9 +170,9 @@ class StepOutcome:
 class Environment:
     """One sampler's copy of the population and its rollout generator (same seed for every sampler)."""
 
-    def __init__(self, config: SimConfig, z0: np.ndarray):
+    def __init__(self, config: SimConfig, z0: np.ndarray, families: Optional[np.ndarray] = None):
         self.config = config
-        self.population = Population(z0, Dynamics(config.learn, config.transfer, config.forget))
+        self.population = Population(z0, config.population_dynamics(), families)
         self.rng = np.random.default_rng([config.seed, 1])
 
     def rollout(self, positions: np.ndarray, group_size: Optional[int] = None) -> np.ndarray:
@@ -194,7 +218,10 @@ SAMPLERS: Dict[str, Callable] = {}
 LABELS: Dict[str, str] = {}
 COLORS = {
     "random": "tab:blue",
-    "oracle": "gold",
+    "true-informative": "gold",
+    "true-variance": "goldenrod",
+    "true-infogain": "darkkhaki",
+    "true-lookahead": "peru",
     "vade": "tab:red",
     "vade-eig": "darkred",
     "vade-variance": "salmon",
@@ -237,10 +264,34 @@ def random_runner(config: SimConfig, env: Environment):
     return lambda: _plain_step(lambda: next(batches), env)
 
 
-@register_sampler("oracle", "oracle (knows true p)")
-def oracle_runner(config: SimConfig, env: Environment):
-    select = lambda: oracle_batch(env.population.probs(), config.batch_size, config.group_size)
+def _true_p_runner(config: SimConfig, env: Environment, score: str):
+    select = lambda: true_p_batch(score, env.population.probs(), config.batch_size, config.group_size)
     return lambda: _plain_step(select, env)
+
+
+@register_sampler("true-informative", "true p: P(informative)")
+def true_informative_runner(config, env):
+    return _true_p_runner(config, env, "informative")
+
+
+@register_sampler("true-variance", "true p: p(1-p)")
+def true_variance_runner(config, env):
+    return _true_p_runner(config, env, "variance")
+
+
+@register_sampler("true-infogain", "true p: InfoGain")
+def true_infogain_runner(config, env):
+    return _true_p_runner(config, env, "infogain")
+
+
+@register_sampler("true-lookahead", "true p: 1-step lookahead")
+def true_lookahead_runner(config: SimConfig, env: Environment):
+    select = lambda: top_b(env.population.lookahead_scores(config.group_size, config.batch_size), config.batch_size)
+    return lambda: _plain_step(select, env)
+
+
+# The references: they read the simulated policy's true p, which no real sampler can.
+REFERENCES = ("true-informative", "true-variance", "true-infogain", "true-lookahead")
 
 
 def _vade_runner(config: SimConfig, env: Environment, **vade_options):
@@ -440,9 +491,9 @@ def mmr1_runner(config: SimConfig, env: Environment):
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def run_sampler(name: str, config: SimConfig, z0: np.ndarray, progress=None) -> List[dict]:
+def run_sampler(name: str, config: SimConfig, z0: np.ndarray, progress=None, families: Optional[np.ndarray] = None) -> List[dict]:
     """Train a fresh copy of the population with sampler ``name``; one record per completed step."""
-    env = Environment(config, z0)
+    env = Environment(config, z0, families)
     step = SAMPLERS[name](config, env)
     records, cumulative = [], 0
     for number in range(1, config.steps + 1):
@@ -476,15 +527,24 @@ def run_sampler(name: str, config: SimConfig, z0: np.ndarray, progress=None) -> 
     return records
 
 
-def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.ndarray] = None) -> Dict[str, List[dict]]:
+def simulate(
+    config: SimConfig,
+    show_progress: bool = False,
+    z0: Optional[np.ndarray] = None,
+    families: Optional[np.ndarray] = None,
+) -> Dict[str, List[dict]]:
     """Run every sampler of ``config`` on the same initial population; records per sampler.
 
-    ``z0`` overrides the initial logits drawn from ``config.difficulty`` (length ``num_samples``).
+    ``z0`` overrides the initial logits drawn from ``config.difficulty`` (length ``num_samples``);
+    ``families`` the family id per sample, which the ``family`` dynamics otherwise takes from
+    ``rank_families(z0, config.families)``.
     """
     if z0 is None:
         z0 = initial_logits(config.difficulty, config.num_samples, np.random.default_rng([config.seed, 0]))
     elif np.shape(z0) != (config.num_samples,):
         raise ValueError(f"z0 has shape {np.shape(z0)}, expected ({config.num_samples},)")
+    if families is None and config.dynamics == "family":
+        families = rank_families(z0, config.families, np.random.default_rng([config.seed, 4]))
     progress = None
     if show_progress:
         from tqdm import tqdm
@@ -502,7 +562,7 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
         for name in config.samplers:
             if progress is not None:
                 progress.set_description(f"simulate {name}")
-            results[name] = run_sampler(name, config, z0, progress)
+            results[name] = run_sampler(name, config, z0, progress, families)
     finally:
         metrics_logger.removeFilter(no_trainer_step)
         if progress is not None:
@@ -512,16 +572,22 @@ def simulate(config: SimConfig, show_progress: bool = False, z0: Optional[np.nda
 
 def summarise(results: Dict[str, List[dict]], batch_size: int) -> List[dict]:
     """Per sampler: mean and late effective ratio, rollouts (also per informative group trained),
-    final progress, rollouts to a target, and those relative to the oracle's.
+    final progress, rollouts to a target, and those relative to the best reference.
 
     The target is the final mean solve probability of the first sampler (verl random by default):
-    ``rollouts_to_target`` is the cumulative rollouts at the first step that reaches it, and
-    ``rollouts_to_target_vs_oracle`` that divided by the oracle's (when the oracle ran and both
-    reached the target).
+    ``rollouts_to_target`` is the cumulative rollouts at the first step that reaches it. The best
+    reference is the one of ``REFERENCES`` that ran and reached the target with the fewest rollouts
+    (``best_reference`` is True on its row); ``rollouts_to_target_vs_best_reference`` divides by its
+    rollouts (None when no reference or not this sampler reached the target).
     """
     first = next(iter(results.values()))
     target = first[-1]["mean_solve_prob"] if first else float("nan")
-    oracle = next((r["cumulative_rollouts"] for r in results.get("oracle", []) if r["mean_solve_prob"] >= target), None)
+    reached = {
+        name: next((r["cumulative_rollouts"] for r in records if r["mean_solve_prob"] >= target), None)
+        for name, records in results.items()
+    }
+    references = [name for name in REFERENCES if reached.get(name) is not None]
+    best = min(references, key=lambda name: reached[name]) if references else None
     rows = []
     for name, records in results.items():
         if not records:
@@ -529,7 +595,6 @@ def summarise(results: Dict[str, List[dict]], batch_size: int) -> List[dict]:
             continue
         ratio = np.array([r["effective_ratio"] for r in records])
         late = ratio[-max(1, len(ratio) // 10) :]
-        reached = [r["cumulative_rollouts"] for r in records if r["mean_solve_prob"] >= target]
         rows.append(
             {
                 "sampler": name,
@@ -541,8 +606,9 @@ def summarise(results: Dict[str, List[dict]], batch_size: int) -> List[dict]:
                 "rollouts_per_informative_group": records[-1]["cumulative_rollouts"]
                 / max(1.0, sum(r["effective_ratio"] for r in records) * batch_size),
                 "final_mean_solve_prob": records[-1]["mean_solve_prob"],
-                "rollouts_to_target": reached[0] if reached else None,
-                "rollouts_to_target_vs_oracle": reached[0] / oracle if reached and oracle else None,
+                "rollouts_to_target": reached[name],
+                "rollouts_to_target_vs_best_reference": reached[name] / reached[best] if reached[name] and best else None,
+                "best_reference": name == best,
                 "sampler_ms_per_step": float(np.mean([r["sampler_ms"] for r in records])),
             }
         )
@@ -552,24 +618,26 @@ def summarise(results: Dict[str, List[dict]], batch_size: int) -> List[dict]:
 def format_table(rows: List[dict], target_name: str) -> str:
     header = (
         f"{'sampler':<26}{'steps':>6}{'eff.ratio':>10}{'last10%':>9}{'rollouts':>11}{'of which':>10}"
-        f"{'per inf.':>9}{'final p':>9}{'rollouts to':>13}{'vs':>8}{'sampler':>9}"
+        f"{'per inf.':>9}{'final p':>9}{'rollouts to':>13}{'vs best':>9}{'sampler':>9}"
     )
     sub = (
         f"{'':<26}{'':>6}{'mean':>10}{'':>9}{'total':>11}{'overhead':>10}{'group':>9}{'':>9}"
-        f"{target_name + ' p':>13}{'oracle':>8}{'ms/step':>9}"
+        f"{target_name + ' p':>13}{'ref.':>9}{'ms/step':>9}"
     )
     lines = [header, sub, "-" * len(header)]
     for row in rows:
         if not row["steps"]:
             lines.append(f"{LABELS[row['sampler']]:<26}{0:>6}  (no step completed)")
             continue
-        reach, relative = row["rollouts_to_target"], row["rollouts_to_target_vs_oracle"]
+        reach, relative = row["rollouts_to_target"], row["rollouts_to_target_vs_best_reference"]
+        label = LABELS[row["sampler"]] + (" *" if row["best_reference"] else "")
         lines.append(
-            f"{LABELS[row['sampler']]:<26}{row['steps']:>6}{row['effective_ratio_mean']:>10.3f}"
+            f"{label:<26}{row['steps']:>6}{row['effective_ratio_mean']:>10.3f}"
             f"{row['effective_ratio_last10pct']:>9.3f}{row['total_rollouts']:>11,}{row['overhead_rollouts']:>10,}"
             f"{row['rollouts_per_informative_group']:>9.1f}{row['final_mean_solve_prob']:>9.3f}{(f'{reach:,}' if reach is not None else 'never'):>13}"
-            f"{(f'{relative:.2f}x' if relative is not None else '-'):>8}{row['sampler_ms_per_step']:>9.2f}"
+            f"{(f'{relative:.2f}x' if relative is not None else '-'):>9}{row['sampler_ms_per_step']:>9.2f}"
         )
+    lines.append("* the best reference of this run (knows the true p); 'vs best ref.' divides by its rollouts")
     return "\n".join(lines)
 
 
@@ -586,7 +654,7 @@ def write_outputs(results: Dict[str, List[dict]], summary: List[dict], config: S
 
 def plot(results: Dict[str, List[dict]], summary: List[dict], config: SimConfig, path: str) -> None:
     """Four panels: effective ratio per step (Fig. 1/3b), progress vs rollouts (Fig. 4a), rollouts per
-    step (Fig. 4b), and rollouts to the target relative to the oracle (when it ran)."""
+    step (Fig. 4b), and rollouts to the target relative to the best reference (when one reached it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -597,7 +665,7 @@ def plot(results: Dict[str, List[dict]], summary: List[dict], config: SimConfig,
     for name, records in results.items():
         if not records:
             continue
-        style = {"color": COLORS.get(name), "lw": 2.2 if name in ("vade", "vade-eig", "random", "oracle") else 1.1}
+        style = {"color": COLORS.get(name), "lw": 2.2 if name in ("vade", "vade-eig", "random") else 1.1}
         steps = [r["step"] for r in records]
         ratio = np.array([r["effective_ratio"] for r in records])
         window = max(1, len(ratio) // 30)
@@ -612,7 +680,7 @@ def plot(results: Dict[str, List[dict]], summary: List[dict], config: SimConfig,
     for ax in axes[:3]:
         ax.grid(alpha=0.3)
     axes[2].legend(fontsize=8, loc="upper left")
-    relative = [(LABELS[row["sampler"]], row.get("rollouts_to_target_vs_oracle"), COLORS.get(row["sampler"])) for row in summary]
+    relative = [(LABELS[row["sampler"]], row.get("rollouts_to_target_vs_best_reference"), COLORS.get(row["sampler"])) for row in summary]
     relative = [(label, value, color) for label, value, color in relative if value is not None]
     if relative:
         labels, values, colors = zip(*relative)
@@ -624,13 +692,18 @@ def plot(results: Dict[str, List[dict]], summary: List[dict], config: SimConfig,
             axes[3].text(value, y, f" {value:.2f}x", va="center", fontsize=8)
         never = [LABELS[row["sampler"]] for row in summary if row.get("steps") and row.get("rollouts_to_target") is None]
         note = f"never reached: {', '.join(never)}" if never else ""
-        axes[3].set(xlabel=f"rollouts to reach {LABELS[summary[0]['sampler']]}'s final progress, / oracle's\n{note}", title="(d) rollouts to the target relative to the oracle")
+        best = next(LABELS[row["sampler"]] for row in summary if row.get("best_reference"))
+        axes[3].set(
+            xlabel=f"rollouts to reach {LABELS[summary[0]['sampler']]}'s final progress, / best reference's ({best})\n{note}",
+            title="(d) rollouts to the target relative to the best true-p reference",
+        )
         axes[3].grid(alpha=0.3, axis="x")
     else:
         axes[3].set_axis_off()
     fig.suptitle(
         f"vade-verl simulate: N={config.num_samples}, B={config.batch_size}, G={config.group_size}, "
-        f"difficulty={config.difficulty}, seed={config.seed}",
+        f"difficulty={config.difficulty}, seed={config.seed}; dynamics {config.dynamics} (learn={config.learn:g}, "
+        f"transfer={config.transfer:g}, forget={config.forget:g}, family={config.family:g})",
         fontsize=10,
     )
     fig.tight_layout()
@@ -648,9 +721,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--steps", type=int, default=defaults.steps)
     add("--seed", type=int, default=defaults.seed)
     add("--difficulty", default=defaults.difficulty, help="initial difficulty: mm-math, uniform or beta:A,B")
-    add("--learn", type=float, default=defaults.learn, help="logit gain of a sample per informative update")
-    add("--transfer", type=float, default=defaults.transfer, help="shared logit drift per step at effective ratio 1")
-    add("--forget", type=float, default=defaults.forget, help="per-step relaxation of logits toward their start")
+    add("--dynamics", default=defaults.dynamics, choices=list(CALIBRATED),
+        help=f"learning dynamics, each with parameters fitted to verl's trainer (docs/simulate.md, Calibration); default {DEFAULT_DYNAMICS}")
+    add("--learn", type=float, default=None, help="own logit step: per informative group (per-group) or per step, shared (per-step, family); default: calibrated")
+    add("--transfer", type=float, default=None, help="shared logit drift: per step at effective ratio 1 (per-group) or per step (per-step, family); default: calibrated")
+    add("--forget", type=float, default=None, help="per-step relaxation of logits toward their start; default: calibrated")
+    add("--family", type=float, default=None, help="family dynamics: share of an item's step that every other item of its family takes; default: calibrated")
+    add("--families", type=int, default=defaults.families, help="family dynamics: number of families (contiguous ranges of starting difficulty)")
     add("--l1", type=float, default=defaults.l1, help="VADE fast decay (data.sampler.vade.l1)")
     add("--l2", type=float, default=defaults.l2, help="VADE slow decay (data.sampler.vade.l2)")
     add("--samplers", default=",".join(SAMPLERS), help=f"comma list from {','.join(SAMPLERS)}")
