@@ -12,6 +12,7 @@ import pytest
 
 from verl.experimental.separation.ray_trainer import SeparateRayPPOTrainer
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+import verl_harness
 from verl_harness import (
     GRESO_SAMPLER,
     MOPPS_SAMPLER,
@@ -38,10 +39,7 @@ def train_file(tmp_path_factory):
     return write_parquet(str(tmp_path_factory.mktemp("data") / "train.parquet"), ROW_IDS)
 
 
-def correct_of(ids, step):
-    """0/1 correctness per rollout row, Bernoulli(RATES), seeded by step (a resumed run draws the same)."""
-    p = np.array([RATES[int(i)] for i in ids])
-    return (np.random.default_rng(step).random(ids.size) < p).astype(float)
+correct_of = verl_harness.rate_correctness(RATES)
 
 
 def binary_scores(ids, step):

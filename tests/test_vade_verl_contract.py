@@ -143,7 +143,7 @@ def test_approximate_resume_without_the_record_warns_and_continues(train_file, t
     state, _ = pending_checkpoint(make_train_loader(config))
     resumed = make_train_loader(config)
     resumed.load_state_dict(state)
-    with caplog.at_level(logging.WARNING, logger="vade_verl.vade.sampler"):
+    with caplog.at_level(logging.WARNING, logger="vade_verl.verl_adapters.curriculum_sampler"):
         batch_dict = next(iter(resumed))
     assert "batch 1 was selected and before its rewards reached the sampler" in caplog.text
     # the missing step counts as one without evidence, so the next step's update completes the next checkpoint
@@ -167,7 +167,7 @@ def test_a_record_of_another_run_is_never_applied(train_file, tmp_path, caplog, 
     state, _ = pending_checkpoint(make_train_loader(config))
     resumed = make_train_loader(config)
     resumed.load_state_dict(state)
-    with caplog.at_level(logging.WARNING, logger="vade_verl.vade.sampler"):
+    with caplog.at_level(logging.WARNING, logger="vade_verl.verl_adapters.curriculum_sampler"):
         if resume == "exact":
             with pytest.raises(RuntimeError, match="belongs to another run or another selection"):
                 next(iter(resumed))

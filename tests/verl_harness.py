@@ -95,6 +95,17 @@ def bernoulli_rewards(row_ids: np.ndarray, rates: dict, rollout_n: int, seed: in
 # ---------------------------------------------------------------------------------------------
 # verl 0.7.1's real RayPPOTrainer.fit with the model, the rollout and the workers stubbed
 # ---------------------------------------------------------------------------------------------
+def rate_correctness(rates: dict):
+    """``correct_of(ids, step)``: 0/1 correctness per rollout row, Bernoulli(``rates[id]``), seeded by step
+    (a resumed run draws the same)."""
+
+    def correct_of(ids, step):
+        p = np.array([rates[int(i)] for i in ids])
+        return (np.random.default_rng(step).random(ids.size) < p).astype(float)
+
+    return correct_of
+
+
 def fit_overrides(rollout_n: int, total_steps: int, save_freq: int = -1):
     """A GRPO run without critic or reference model, logged to verl's file logger (VERL_FILE_LOGGER_PATH)."""
     return [

@@ -42,11 +42,3 @@ class MoPPSSampler(CurriculumSampler):
             **percentiles(before, "mopps/all_p"),
         }
         return record, metrics
-
-    def _replay_record(self, record: dict) -> None:
-        self.state.apply(record["positions"], record["successes"], record["trials"])
-
-    def _skip_update(self) -> None:
-        """No evidence: no posterior changes (MoPPS decays only the prompts it rolled out)."""
-        empty = np.zeros(0)
-        self.state.apply(empty.astype(np.int64), empty, empty)

@@ -52,11 +52,3 @@ class VADESampler(CurriculumSampler):
             **percentiles(before, "vade/all_p"),
         }
         return record, metrics
-
-    def _replay_record(self, record: dict) -> None:
-        self.state.apply(record["positions"], record["successes"], record["trials"])
-
-    def _skip_update(self) -> None:
-        """No evidence: every sample decays by ``l2``."""
-        empty = np.zeros(0)
-        self.state.apply(empty.astype(np.int64), empty, empty)

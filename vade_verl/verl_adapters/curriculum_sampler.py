@@ -143,12 +143,17 @@ class CurriculumSampler(AbstractCurriculumSampler):
         raise NotImplementedError
 
     def _replay_record(self, record: dict) -> None:
-        """Apply an update from its record (resume from a checkpoint saved with the update pending)."""
-        raise NotImplementedError
+        """Apply an update from its record (resume from a checkpoint saved with the update pending).
+
+        Default: a Beta-count record (``positions``, ``successes``, ``trials``) applied by ``state.apply``
+        (VADE, MoPPS); a method with another record overrides it."""
+        self.state.apply(record["positions"], record["successes"], record["trials"])
 
     def _skip_update(self) -> None:
-        """Count a pending update as one that brought no evidence (``resume=approximate``)."""
-        raise NotImplementedError
+        """Count a pending update as one that brought no evidence (``resume=approximate``): an empty
+        Beta-count record (the method's own decay rule applies; e.g. VADE decays every sample by ``l2``)."""
+        empty = np.zeros(0)
+        self.state.apply(empty.astype(np.int64), empty, empty)
 
     # -- iteration -------------------------------------------------------------------------------
     def __len__(self) -> int:
