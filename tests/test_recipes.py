@@ -291,14 +291,11 @@ def test_the_knob_table_is_the_tested_one():
 @pytest.mark.parametrize(
     "knob, value, message",
     [
-        ("TP", "1", "knob TP: renamed ROLLOUT_TP"),
-        ("EPOCHS", "5", "knob EPOCHS: renamed TOTAL_EPOCHS"),
-        ("BATCH", "64", "knob BATCH: renamed TRAIN_BATCH"),
-        ("N", "5", "knob N: renamed ROLLOUT_N"),
         ("VADE_THRESHOLD", "0.5", "data.sampler.vade.correctness"),
         ("GRAD_CLIP", "0.5", "knob GRAD_CLIP: not read by this recipe: pass actor_rollout_ref.actor.grad_clip=... as an argument"),
         ("TOTAL_STEPS", "9", "knob TOTAL_STEPS: not read by this recipe: pass trainer.total_training_steps=... as an argument"),
-        ("SAMPLER", "vade", "knob SAMPLER: renamed DIVA_SAMPLER"),
+        ("NUM_VARIANTS", "2", "knob NUM_VARIANTS: renamed DIVA_NUM_VARIANTS"),
+        ("GEN_BATCH", "256", "knob GEN_BATCH: renamed DAPO_GEN_BATCH"),
         ("DIVA_K", "0.2", "knob DIVA_K: not a knob of this recipe"),
         ("MSSR_ALPHA", "0.4", "knob MSSR_ALPHA: not a knob of this recipe"),
         ("VADE_ABLATION", "greedy", "read only by recipes/vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh"),
@@ -308,6 +305,84 @@ def test_the_knob_table_is_the_tested_one():
 def test_unknown_and_old_knobs_are_refused(knob, value, message):
     done = bash("vade/run_qwen2_5_vl_7b_grpo_vade.sh", base_env(PRINT_OVERRIDES="1", **{knob: value}))
     assert done.returncode == 2 and done.stdout == "" and message in done.stderr
+
+
+# the recipes of the four methods (VADE, the DAPO baseline, MSSR, DIVA-GRPO)
+METHOD_RECIPES = ["grpo_vade_7b", "grpo_dapo", "mssr", "diva"]
+# misspelled knob -> (value, the knob it means): edit distance 1, a spelled-out name, the Hydra key's last word added
+TYPOS = {"ROLOUT_N": ("4", "ROLLOUT_N"), "MAX_RESPONCE": ("512", "MAX_RESPONSE"), "LEARNING_RATE": ("3e-6", "LR"),
+         "TRAIN_BATCH_SIZE": ("64", "TRAIN_BATCH")}  # fmt: skip
+# names a shell or launcher may export that no recipe owns: left alone
+GENERIC = {
+    "N": "5", "TP": "1", "BATCH": "64", "EPOCHS": "3", "ROLLOUT": "sglang", "SAMPLER": "x", "ABLATION": "greedy",
+    "LOCAL_RANK": "0", "WORLD_SIZE": "8", "NODE_RANK": "0", "MASTER_PORT": "29500", "CUDA_VISIBLE_DEVICES": "0,1",
+    "OMP_NUM_THREADS": "4", "TMPDIR": "/tmp", "HF_HOME": "/hf", "WANDB_PROJECT": "p", "NCCL_DEBUG": "WARN",
+    "PYTHONHASHSEED": "0", "LOGNAME": "me", "PROJECT_ROOT": "/r", "SAVE_DIR": "/s", "MODEL_NAME": "m",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rid", METHOD_RECIPES)
+@pytest.mark.parametrize("typo", TYPOS)
+def test_a_misspelled_knob_is_refused_naming_the_knob(rid, typo):
+    """Each recipe header says "others are refused": a near miss of a knob is, naming the knob."""
+    skip_dapo_on_verl09(rid)
+    value, knob = TYPOS[typo]
+    name, env, *_ = RECIPES[rid]
+    done = bash(name, base_env(rid, **env, PRINT_OVERRIDES="1", **{typo: value}))
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"knob {typo}: did you mean {knob}?" in done.stderr
+
+
+@pytest.mark.parametrize("rid", METHOD_RECIPES)
+def test_generic_names_are_left_alone(rid):
+    skip_dapo_on_verl09(rid)
+    name, env, *_ = RECIPES[rid]
+    plain = bash(name, base_env(rid, **env, PRINT_OVERRIDES="1"))
+    with_generic = bash(name, base_env(rid, **env, PRINT_OVERRIDES="1", **GENERIC))
+    assert plain.returncode == 0 and with_generic.returncode == 0, with_generic.stderr
+    assert with_generic.stdout == plain.stdout
+
+
+def osa_distance(a, b):
+    """Optimal string alignment distance (Damerau-Levenshtein, each substring edited once), by recursion."""
+    from functools import lru_cache
+
+    @lru_cache(maxsize=None)
+    def d(i, j):
+        if min(i, j) == 0:
+            return max(i, j)
+        best = min(d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + (a[i - 1] != b[j - 1]))
+        if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+            best = min(best, d(i - 2, j - 2) + 1)
+        return best
+
+    return d(len(a), len(b))
+
+
+def near_by_rule(name, knobs):
+    """docs/recipes.md section 3's rule, written out independently of recipes/common.sh."""
+    hits = []
+    for knob in knobs:
+        shortest = min(len(name), len(knob))
+        allowed = 2 if shortest >= 8 else 1 if shortest >= 4 else 0
+        distance = osa_distance(name, knob)
+        if name != knob and (0 < distance <= allowed or ("_" in knob and name.startswith(knob + "_"))):
+            hits.append((0 if name.startswith(knob + "_") else distance, knob))
+    return min(hits)[1] if hits else ""
+
+
+def test_knob_near_follows_the_documented_rule():
+    knobs = ["ROLLOUT_N", "ROLLOUT_TP", "MAX_RESPONSE", "MAX_PROMPT", "TRAIN_BATCH", "MINI_BATCH", "N_GPUS", "NNODES",
+             "LOGGER", "DRY_RUN", "LR", "DATA_DIR", "CKPT_DIR", "TEST_FREQ", "SAVE_FREQ", "KL_COEF"]  # fmt: skip
+    names = ["ROLOUT_N", "ROLLOTU_N", "ROLLOUT", "MAX_RESPONCE", "MAX_REPSONSE", "MAX_RESPONSE_LENGTH", "TRAIN_BATCH_SIZE",
+             "MINI_BACH", "NGPUS", "N_NODES", "LOGER", "DRYRUN", "LS", "LOCAL_RANK", "DATADIR", "CKPTDIR", "TEST_FRQ",
+             "KL_COEFF", "TMPDIR", "SAVE_DIR", "MAX_JOBS", "N", "TP", "BATCH", "EPOCHS", "ROLLOUT_NN", "TRAIN_BATCHES"]  # fmt: skip
+    script = f'source "{ROOT}/recipes/common.sh"; for n in {" ".join(names)}; do echo "$n=$(knob_near "$n" {" ".join(knobs)})"; done'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    got = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    expected = {name: near_by_rule(name, knobs) for name in names}
+    assert got == expected
+    assert sum(1 for v in expected.values() if v) >= 15  # the rule finds the typos above, not only the generic names
 
 
 @pytest.mark.parametrize(
