@@ -32,6 +32,7 @@ COMMON = [
     "CKPT_KEEP", "CKPT_DIR", "PROJECT", "EXPERIMENT", "LOGGER",
 ]  # fmt: skip
 SHARED = [*COMMON, "ROLLOUT_N", "KL_COEF"]  # the VADE recipes and baselines
+GSPO_KNOBS = [k for k in SHARED if k != "KL_COEF"]  # GSPO: no KL loss, as verl's examples/gspo_trainer
 MSSR_KNOBS = [
     *COMMON, "KL_COEF", "GRAD_CLIP", "TOTAL_STEPS", "MSSR_ALPHA", "MSSR_KAPPA", "MSSR_ENTROPY", "MSSR_RHO_SCHEDULE",
     "MSSR_KL_WINDOW", "MSSR_CORRECTNESS", "MSSR_INIT", "MSSR_WARM_DIR",
@@ -85,14 +86,14 @@ M7, M3 = "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct"
 RECIPES = {
     "grpo_vade_7b": ("vade/run_qwen2_5_vl_7b_grpo_vade.sh", {}, SHARED, {"actor_rollout_ref.model.path": M7}, TRAINER),
     "grpo_vade_3b": ("vade/run_qwen2_5_vl_3b_grpo_vade.sh", {}, SHARED, {"actor_rollout_ref.model.path": M3}, TRAINER),
-    "gspo_vade_7b": ("vade/run_qwen2_5_vl_7b_gspo_vade.sh", {}, SHARED, {"actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
-    "gspo_vade_3b": ("vade/run_qwen2_5_vl_3b_gspo_vade.sh", {}, SHARED, {"actor_rollout_ref.rollout.tensor_model_parallel_size": 1}, TRAINER),
+    "gspo_vade_7b": ("vade/run_qwen2_5_vl_7b_gspo_vade.sh", {}, GSPO_KNOBS, {"actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
+    "gspo_vade_3b": ("vade/run_qwen2_5_vl_3b_gspo_vade.sh", {}, GSPO_KNOBS, {"actor_rollout_ref.rollout.tensor_model_parallel_size": 1}, TRAINER),
     **{
         f"ablation_{a}": ("vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh", {"VADE_ABLATION": a}, SHARED, {f"data.sampler.vade.{k}": v}, TRAINER)
         for a, (k, v) in {"variance": ("score", "variance"), "greedy": ("selection", "greedy"), "no_decay": ("decay", False)}.items()
     },
     "grpo": ("baselines/run_qwen2_5_vl_7b_grpo.sh", {}, SHARED, {"data.sampler.vade.enable": False}, TRAINER),
-    "gspo": ("baselines/run_qwen2_5_vl_7b_gspo.sh", {}, SHARED, {"data.sampler.vade.enable": False, "actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
+    "gspo": ("baselines/run_qwen2_5_vl_7b_gspo.sh", {}, GSPO_KNOBS, {"data.sampler.vade.enable": False, "actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
     "grpo_dapo": ("baselines/run_qwen2_5_vl_7b_grpo_dapo.sh", {}, [*SHARED, "DAPO_GEN_BATCH"], {"data.gen_batch_size": 384, "data.sampler.class_path": None}, dryrun.DAPO_ENTRY),
     "mssr": ("mssr/run_mssr_geo3k.sh", {}, MSSR_KNOBS, {"algorithm.adv_estimator": "mssr", "actor_rollout_ref.rollout.n": 1, "data.train_batch_size": 2048, "data.mssr.init": "warm_start"}, TRAINER),
     "diva": ("diva/run_diva_geo3k.sh", {}, DIVA_KNOBS, {"algorithm.adv_estimator": "diva_grpo", "data.gen_batch_size": 64, "data.train_batch_size": 128, "data.sampler.class_path": None}, TRAINER),
@@ -467,6 +468,97 @@ def test_dapo_needs_a_verl_recipe_checkout_and_runs_its_trainer(recorded, shim, 
     assert done.returncode == 0, done.stderr
     assert pythonpath.split(":")[0] == root and args[:2] == ["-m", "dapo.main_dapo"]
     assert args[2:] == recorded["grpo_dapo"][-1][4:]  # the same overrides as the dry run's
+
+
+def test_dapo_strict_dry_run_needs_the_checkout(shim, data_dir, tmp_path):
+    done, *_ = run_recipe("grpo_dapo", shim, tmp_path, dry_run="strict", DATA_DIR=str(data_dir))
+    assert done.returncode == 2 and "set VERL_RECIPE_ROOT to a verl-recipe checkout at 8f9e7ac" in done.stderr
+    done, *_, args = run_recipe("grpo_vade_7b", shim, tmp_path, dry_run="strict", DATA_DIR=str(data_dir))
+    assert done.returncode == 0 and args[:5] == ["-m", "vade_verl.dryrun", "--strict", "--trainer", TRAINER]
+    done, *_, args = run_recipe("grpo_vade_7b", shim, tmp_path, dry_run="yes")
+    assert done.returncode == 2 and args is None and "DRY_RUN=yes: use 0" in done.stderr
+
+
+FAKE_MAIN_DAPO = "from verl.trainer.main_ppo import TaskRunner, create_rl_dataset, create_rl_sampler, run_ppo\n"
+FAKE_TRAINER = "from verl.trainer.ppo.ray_trainer import RayPPOTrainer\n\n\nclass RayDAPOTrainer(RayPPOTrainer):\n    pass\n"
+
+
+def fake_verl_recipe(root, main_dapo=FAKE_MAIN_DAPO):
+    """A git checkout shaped like verl-recipe's dapo/ (main_dapo.py, dapo_ray_trainer.py, config/dapo_trainer.yaml
+    from DAPO_RECIPE_KEYS); returns its HEAD commit. The real one needs GitHub, which tests cannot reach."""
+    (root / "dapo" / "config").mkdir(parents=True)
+    (root / "dapo" / "main_dapo.py").write_text(main_dapo)
+    (root / "dapo" / "dapo_ray_trainer.py").write_text(FAKE_TRAINER)
+    config = {"hydra": {"searchpath": ["file://verl/trainer/config"]}, "defaults": ["ppo_trainer", "_self_"], **dryrun.DAPO_RECIPE_KEYS}
+    OmegaConf.save(OmegaConf.create(config), root / "dapo" / "config" / "dapo_trainer.yaml")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "fake dapo"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def dapo_path(monkeypatch):
+    """Puts a checkout on sys.path as the recipe puts VERL_RECIPE_ROOT on PYTHONPATH; forgets its modules after."""
+
+    def put(root):
+        monkeypatch.syspath_prepend(str(root))
+        forget()
+
+    def forget():
+        for name in [m for m in sys.modules if m == "dapo" or m.startswith("dapo.")]:
+            del sys.modules[name]
+
+    yield put
+    forget()
+
+
+def test_dapo_dry_run_imports_the_trainer_and_checks_the_pin(recorded, tmp_path, dapo_path, monkeypatch, capsys):
+    """The dry run imports dapo.main_dapo and dapo.dapo_ray_trainer.RayDAPOTrainer under the installed verl, as the
+    run does, and compares the checkout's commit with the pin: verl-recipe's current HEAD imports
+    verl.trainer.main_ppo_v0, which verl 0.7.1 lacks (a fake checkout stands for it here)."""
+    if ON_VERL09:
+        pytest.skip(DAPO_ON_VERL09)
+    args = recorded["grpo_dapo"][-1][2:]
+    head = fake_verl_recipe(tmp_path / "pinned")
+    dapo_path(tmp_path / "pinned")
+    assert dryrun.main(args) == 1  # the fake's commit is not the pin
+    err = capsys.readouterr().err
+    assert f"is at {head[:12]}" in err and dryrun.DAPO_RECIPE_COMMIT in err and "git -C" in err
+    monkeypatch.setattr(dryrun, "DAPO_RECIPE_COMMIT", head)
+    assert dryrun.main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"DAPO trainer: verl-recipe {head[:12]}" in out and "dapo.dapo_ray_trainer.RayDAPOTrainer import under verl" in out
+    head = fake_verl_recipe(tmp_path / "newer", main_dapo="from verl.trainer.main_ppo_v0 import BaseTaskRunner\n")
+    dapo_path(tmp_path / "newer")
+    monkeypatch.setattr(dryrun, "DAPO_RECIPE_COMMIT", head)
+    assert dryrun.main(args) == 1
+    err = capsys.readouterr().err
+    assert "does not import under verl" in err and "No module named 'verl.trainer.main_ppo_v0'" in err
+
+
+def test_dapo_pin_is_the_one_the_recipe_and_docs_give():
+    recipe = (ROOT / "recipes" / "baselines" / "run_qwen2_5_vl_7b_grpo_dapo.sh").read_text()
+    docs = (ROOT / "docs" / "recipes.md").read_text()
+    assert f"checkout {dryrun.DAPO_RECIPE_COMMIT}" in recipe and f"checkout {dryrun.DAPO_RECIPE_COMMIT}" in docs
+
+
+def test_dapo_and_gspo_settings_stated_in_the_docs(tmp_path, capsys):
+    """docs/recipes.md: the DAPO run keeps verl's token-mean loss and loader workers (the VADE recipe's 0 is for
+    VADE's per-step update); the GSPO recipes turn the KL loss off as verl's examples/gspo_trainer do, and refuse
+    KL_COEF."""
+    verl_default = dryrun.compose_config(dryrun.verl_config_dir(), "ppo_trainer", [])
+    if not ON_VERL09:
+        dapo = composed("grpo_dapo", printed_overrides("grpo_dapo"), tmp_path)
+        assert dapo.actor_rollout_ref.actor.loss_agg_mode == "token-mean"
+        assert dapo.data.dataloader_num_workers == verl_default.data.dataloader_num_workers
+    for rid in ("gspo_vade_7b", "gspo_vade_3b", "gspo"):
+        config = composed(rid, printed_overrides(rid), tmp_path)
+        assert config.actor_rollout_ref.actor.use_kl_loss is False and config.algorithm.use_kl_in_reward is False
+        name, env, *_ = RECIPES[rid]
+        done = bash(name, base_env(rid, **env, PRINT_OVERRIDES="1", KL_COEF="0.02"))
+        assert done.returncode == 2 and "knob KL_COEF: the GSPO recipes have no KL loss" in done.stderr
 
 
 def test_ablation_recipe_refuses_an_unknown_ablation(shim, tmp_path):
