@@ -130,8 +130,12 @@ def dapo_recipe_config_dir() -> Optional[str]:
 
 
 def git_commit(folder: str) -> Optional[str]:
-    """The commit checked out in ``folder`` (a git work tree or submodule), or None when it is not one."""
-    done = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True)
+    """The commit checked out in ``folder`` (a git work tree or submodule), or None when it is not one (or git
+    is not installed)."""
+    try:
+        done = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return None
     return done.stdout.strip() if done.returncode == 0 else None
 
 

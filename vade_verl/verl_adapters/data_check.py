@@ -364,15 +364,14 @@ def check_data(config, max_rows: int | None = 256) -> list[str]:
     ``--strict`` refuses it before this step)."""
     model_path = str(config.actor_rollout_ref.model.path)
     model_dir, found = local_model_dir(model_path)
+    missing = {key: missing_files(OmegaConf.select(config, key)) for key in ("data.train_files", "data.val_files")}
+    absent = [f"{key}: not checked ({', '.join(files)} not on this machine)" for key, files in missing.items() if files]
     if model_dir is None:
-        return [f"data: not checked against the model ({model_path}: {found})"]
+        return [f"data: not checked against the model ({model_path}: {found})", *absent]
     check_model_type(model_dir, bool(config.actor_rollout_ref.model.get("use_fused_kernels", False)))
     tokenizer, processor = load_tokenizer_and_processor(model_dir, config.data.get("trust_remote_code", False))
-    lines = [f"data: {found}"]
-    for files_key in ("data.train_files", "data.val_files"):
-        missing = missing_files(OmegaConf.select(config, files_key))
-        if missing:
-            lines.append(f"{files_key}: not checked ({', '.join(missing)} not on this machine)")
-        else:
+    lines = [f"data: {found}", *absent]
+    for files_key, files in missing.items():
+        if not files:
             lines.extend(check_split(files_key, config, tokenizer, processor, model_dir, max_rows))
     return lines
