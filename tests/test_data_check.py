@@ -27,11 +27,11 @@ def tiny(tmp_path_factory):
     return out
 
 
-def overrides(tiny, *extra, model="model", train="data/train.parquet"):
+def overrides(tiny, *extra, model="model", train="data/train.parquet", val="data/val.parquet"):
     return [
         "algorithm.adv_estimator=grpo",
         f"data.train_files={tiny / train}",
-        f"data.val_files={tiny / 'data' / 'val.parquet'}",
+        f"data.val_files={tiny / val}",
         "data.train_batch_size=4",
         "data.max_prompt_length=32",
         "data.max_response_length=4",
@@ -47,10 +47,10 @@ def overrides(tiny, *extra, model="model", train="data/train.parquet"):
     ]
 
 
-def dry_run(args):
+def dry_run(args, **kwargs):
     from vade_verl import dryrun
 
-    return dryrun.dry_run(args)[1]
+    return dryrun.dry_run(args, **kwargs)[1]
 
 
 def rewrite(tiny, name, change):
@@ -63,9 +63,74 @@ def rewrite(tiny, name, change):
 
 def test_dry_run_measures_image_prompts_with_the_real_processor(tiny):
     report = dry_run(overrides(tiny))
-    assert f"data: {N_ROWS} of {N_ROWS} rows checked, {N_ROWS} with images" in report
-    assert (f"data: prompt tokens (images included) min {IMAGE_PROMPT_TOKENS} mean {IMAGE_PROMPT_TOKENS:.1f} "
+    assert f"data.train_files: {N_ROWS} of {N_ROWS} rows checked, {N_ROWS} with images" in report
+    assert (f"data.train_files: prompt tokens (images included) min {IMAGE_PROMPT_TOKENS} mean {IMAGE_PROMPT_TOKENS:.1f} "
             f"max {IMAGE_PROMPT_TOKENS}; data.max_prompt_length=32") in report
+    assert "data.val_files: 2 of 2 rows checked, 2 with images" in report
+
+
+def test_validation_files_are_checked_like_training_files(tiny):
+    """Over-long image prompts in data.val_files: verl's filter keeps them in validation as in training (it counts
+    an image as one token), so the dry run refuses them, naming the key and the row."""
+    half = rewrite(tiny, "half_val.parquet", lambda f: f.__setitem__(
+        "images", [[{"bytes": big_png()}] if i % 2 else list(im) for i, im in enumerate(f["images"])]))
+    dry_run(overrides(tiny, "data.max_prompt_length=20"))  # training and validation rows: 15 tokens, they fit
+    with pytest.raises(DataCheckError, match=r"data\.val_files=.*half_val\.parquet.*data\.max_prompt_length=20: 4 of 8 "
+                                             r"checked rows are longer .*row 1: 27 tokens"):
+        dry_run(overrides(tiny, "data.max_prompt_length=20", val=half))
+
+
+def test_a_sample_is_spread_over_the_file_and_stated():
+    from vade_verl.verl_adapters.data_check import sample_rows
+
+    assert sample_rows(8, None) == list(range(8)) and sample_rows(8, 256) == list(range(8))
+    rows = sample_rows(1000, 5)
+    assert rows == [0, 250, 500, 749, 999]  # round(i * 999 / 4): first and last row included
+    assert len(sample_rows(5000, 256)) == 256 and sample_rows(5000, 256)[-1] == 4999
+
+
+def hub_cache(tiny, root, repo_id="tiny-org/tiny-vl"):
+    """A Hugging Face hub cache (huggingface_hub's layout) holding the tiny model as repo_id's snapshot."""
+    folder = root / ("models--" + repo_id.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    shutil.copytree(tiny / "model", folder / "snapshots" / ("0" * 40))
+    return repo_id
+
+
+def test_a_hub_id_is_checked_from_the_cache_or_says_it_was_not(tiny, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from vade_verl.dryrun import DryRunError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    args = [a for a in overrides(tiny) if not a.startswith("actor_rollout_ref.model.path=")]
+    report = dry_run([*args, "actor_rollout_ref.model.path=tiny-org/tiny-vl"])
+    assert any(line.startswith("data: not checked against the model (tiny-org/tiny-vl: a Hub id not in the Hugging Face "
+                               "cache here") for line in report), report
+    with pytest.raises(DryRunError, match=r"DRY_RUN=strict: .*actor_rollout_ref\.model\.path=tiny-org/tiny-vl"):
+        dry_run([*args, "actor_rollout_ref.model.path=tiny-org/tiny-vl"], strict=True)
+    hub_cache(tiny, tmp_path / "hub")
+    report = dry_run([*args, "actor_rollout_ref.model.path=tiny-org/tiny-vl"], strict=True)
+    assert any(line.startswith("data: model tiny-org/tiny-vl from the Hugging Face cache") for line in report), report
+    assert f"data.train_files: {N_ROWS} of {N_ROWS} rows checked, {N_ROWS} with images" in report
+
+
+@pytest.mark.parametrize(
+    "change, missing",
+    [
+        ({"model": "nowhere"}, r"actor_rollout_ref\.model\.path=.*nowhere"),
+        ({"train": "data/nowhere.parquet"}, r"data\.train_files: .*nowhere\.parquet"),
+        ({"val": "data/nowhere_val.parquet"}, r"data\.val_files: .*nowhere_val\.parquet"),
+    ],
+)
+def test_strict_treats_a_missing_model_or_data_file_as_an_error(tiny, change, missing):
+    from vade_verl.dryrun import DryRunError
+
+    report = dry_run(overrides(tiny, **change))  # DRY_RUN=1: noted, not an error (a laptop has neither)
+    assert any("not checked" in line or "note:" in line for line in report)
+    with pytest.raises(DryRunError, match=rf"DRY_RUN=strict: .*{missing}.* not on this machine"):
+        dry_run(overrides(tiny, **change), strict=True)
 
 
 def test_overlong_image_prompts_are_refused_where_verls_filter_keeps_them(tiny):

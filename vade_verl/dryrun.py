@@ -1,8 +1,9 @@
 """Dry run of a recipe: compose its full verl config, validate it, build the sampler, exit.
 
-    python3 -m vade_verl.dryrun [--trainer MODULE] [--config-dir DIR --config-name NAME] [--print-config] OVERRIDES...
+    python3 -m vade_verl.dryrun [--strict] [--trainer MODULE] [--config-dir DIR --config-name NAME] [--print-config] OVERRIDES...
     vade-verl dry-run ...                                  # the same
-    DRY_RUN=1 bash recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh   # every recipe: its trainer and overrides
+    DRY_RUN=1 bash recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh        # every recipe: its trainer and overrides
+    DRY_RUN=strict bash recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh   # the same with --strict
 
 With the overrides the trainer would get, in this order, each step failing the run with the
 reason (exit 1):
@@ -13,7 +14,10 @@ reason (exit 1):
    ``dapo.main_dapo`` (verl-recipe's DAPO trainer) the DAPO recipe's ``dapo_trainer.yaml`` when
    ``dapo`` is importable (the DAPO recipe puts ``VERL_RECIPE_ROOT`` on ``PYTHONPATH``), else
    verl's ``ppo_trainer`` plus the keys that file adds (``DAPO_RECIPE_KEYS``, verl-recipe
-   8f9e7ac), and says so. verl's config is struct, so a misspelled key fails here.
+   8f9e7ac), and says so. verl's config is struct, so a misspelled key fails here. For
+   ``dapo.main_dapo`` with a checkout, :func:`check_dapo_checkout` first imports ``dapo.main_dapo``
+   and its trainer ``dapo.dapo_ray_trainer.RayDAPOTrainer`` under the installed verl, as the run
+   will, and compares the checkout's git commit with ``DAPO_RECIPE_COMMIT``.
    ``--config-dir``/``--config-name`` compose another config instead.
 2. What verl's ``main_ppo`` does before starting Ray: the legacy-reward migration (0.7),
    resolving every interpolation, ``verl.utils.config.validate_config`` (actor dataclass, batch
@@ -27,16 +31,19 @@ reason (exit 1):
    ``vade_verl.verl09.main_ppo``'s on 0.9) on the dataset of ``data.train_files`` read by verl's
    dataset class without tokenizer (so the prompt-length filter is not run). When a train file
    does not exist here, a stand-in of 2 x batch text rows is used instead, and the output says so.
-6. The data against the model (``vade_verl.verl_adapters.data_check.check_data``), when the model folder and the train
-   files are on this machine: the model's own tokenizer and processor read the rows as verl does; rows
-   with images for a model without a processor, ``<image>`` placeholders without ``data.image_key``'s
-   column, images verl cannot open, and prompts over ``data.max_prompt_length`` once images are tokens
-   fail here, naming the key and the row; the report gives the prompt lengths.
+6. The data against the model (``vade_verl.verl_adapters.data_check.check_data``): ``data.train_files`` and
+   ``data.val_files``, each read by the configured dataset class with the model's own tokenizer and
+   processor (a local folder, or a Hub id's snapshot in the Hugging Face cache); rows with images for a
+   model without a processor, ``<image>`` placeholders without ``data.image_key``'s column, images verl
+   cannot open, and prompts over ``data.max_prompt_length`` once images are tokens fail here, naming the
+   key and the row; the report gives the prompt lengths. 256 rows of each list, evenly spaced (every row
+   with ``--strict``).
 
-Nothing starts Ray or loads a model; a local model path, reward-function file or MSSR warm-start
-dump (``data.mssr.warm_start_file``, written by the recipe's warm-start pass and read at the first
-training step) that does not exist here is reported, not an error (the dry run is meant for a laptop
-without them).
+Nothing starts Ray or loads a model's weights. Without ``--strict`` (the dry run on a laptop) a model, data
+file, reward-function file or DAPO checkout that is not on this machine is reported and the check that
+needs it skipped; with ``--strict`` (``DRY_RUN=strict``, on the machine that will train) each is an error
+(:func:`missing_inputs`). The MSSR warm-start dump (``data.mssr.warm_start_file``, written by the recipe's
+warm-start pass and read at the first training step) is only noted in both.
 """
 
 from __future__ import annotations
@@ -46,13 +53,14 @@ import copy
 import importlib
 import importlib.metadata
 import os
+import subprocess
 import sys
 import tempfile
 from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from vade_verl.verl_adapters.data_check import check_data
+from vade_verl.verl_adapters.data_check import check_data, files_of, local_model_dir, missing_files
 
 VADE_SAMPLER_NAME = "VADESampler"
 
@@ -60,6 +68,11 @@ VERL_ENTRY = "verl.trainer.main_ppo"
 VERL09_ENTRY = "vade_verl.verl09.main_ppo"
 DAPO_ENTRY = "dapo.main_dapo"
 TRAINERS = (VERL_ENTRY, VERL09_ENTRY, DAPO_ENTRY)
+
+# The verl-recipe commit the DAPO baseline is pinned to (docs/recipes.md section 5): its dapo/ imports under
+# verl 0.7.1; later commits import verl.trainer.main_ppo_v0, which 0.7.1 lacks.
+DAPO_RECIPE_COMMIT = "8f9e7ac93acac57f6ef7e8dffa3de788d148a09a"
+DAPO_TRAINER_MODULE, DAPO_TRAINER_CLASS = "dapo.dapo_ray_trainer", "RayDAPOTrainer"
 
 # What verl-recipe's dapo/config/dapo_trainer.yaml (commit 8f9e7ac) adds to verl's ppo_trainer; the
 # stand-in for that file when no verl-recipe checkout is importable. tests/test_recipes.py compares
@@ -114,6 +127,58 @@ def dapo_recipe_config_dir() -> Optional[str]:
     except ImportError:
         return None
     return os.path.join(os.path.dirname(spec.origin), "config") if spec and spec.origin else None
+
+
+def git_commit(folder: str) -> Optional[str]:
+    """The commit checked out in ``folder`` (a git work tree or submodule), or None when it is not one (or git
+    is not installed)."""
+    try:
+        done = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def check_dapo_checkout(strict: bool) -> list[str]:
+    """The DAPO recipe's trainer as the run will load it: ``dapo.main_dapo`` and ``dapo.dapo_ray_trainer``'s
+    ``RayDAPOTrainer`` imported under the installed verl (``main_dapo`` imports the trainer only inside its task
+    runner, so both are imported here), then the checkout's commit compared with ``DAPO_RECIPE_COMMIT``.
+    Returns report lines; raises :class:`DryRunError`. Without an importable checkout: a line saying the trainer
+    was not checked (``strict``: an error)."""
+    import importlib.util
+
+    pin = DAPO_RECIPE_COMMIT
+    try:
+        spec = importlib.util.find_spec(DAPO_ENTRY)
+    except ImportError:
+        spec = None
+    if spec is None or not spec.origin:
+        what = f"no verl-recipe checkout importable ({DAPO_ENTRY} not found: set VERL_RECIPE_ROOT)"
+        if strict:
+            raise DryRunError(f"DRY_RUN=strict: {what}")
+        return [f"DAPO trainer: not checked, {what}"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
+    commit = git_commit(root)
+    where = f"{root} (at {commit[:12] if commit else 'no git commit'}; the recipe's pin: verl-recipe {pin[:12]})"
+    verl = importlib.metadata.version("verl")
+    try:
+        importlib.import_module(DAPO_ENTRY)
+        getattr(importlib.import_module(DAPO_TRAINER_MODULE), DAPO_TRAINER_CLASS)
+    except Exception as error:  # the run would fail here, after Ray has started: report it now
+        raise DryRunError(
+            f"verl-recipe's DAPO trainer does not import under verl {verl}: {type(error).__name__}: {error}. "
+            f"Checkout {where}: git -C {root} checkout {pin}"
+        ) from error
+    if commit != pin:
+        if commit is None and not strict:
+            return [f"DAPO trainer: {DAPO_ENTRY} and {DAPO_TRAINER_MODULE}.{DAPO_TRAINER_CLASS} import under verl {verl}; "
+                    f"{root} is not a git checkout, so its commit was not compared with the pin {pin[:12]}"]
+        raise DryRunError(
+            f"VERL_RECIPE_ROOT={root} is at {commit[:12] if commit else '(not a git checkout)'}, but the DAPO recipe "
+            f"is pinned to verl-recipe {pin} (docs/recipes.md section 5): git -C {root} checkout {pin}"
+        )
+    return [f"DAPO trainer: verl-recipe {commit[:12]} at {root} (the pinned commit): {DAPO_ENTRY} and "
+            f"{DAPO_TRAINER_MODULE}.{DAPO_TRAINER_CLASS} import under verl {verl}"]
 
 
 def trainer_config(trainer: str, overrides: list[str], workdir: str) -> tuple[str, str, str]:
@@ -217,11 +282,6 @@ def check_sampler_options(config) -> None:
         )
 
 
-def train_files(config) -> list[str]:
-    files = config.data.train_files
-    return [files] if isinstance(files, str) else list(files)
-
-
 def write_stand_in(path: str, rows: int) -> str:
     import pandas as pd
 
@@ -254,8 +314,8 @@ def build_sampler(config, workdir: str, trainer: str) -> tuple[Any, int, str]:
 
     data_config = copy.deepcopy(config.data)
     data_config.filter_overlong_prompts = False
-    files = train_files(config)
-    missing = [f for f in files if not os.path.exists(os.path.expanduser(f))]
+    files = files_of(config.data.train_files)
+    missing = missing_files(files)
     if missing:
         batch = int(data_config.get("gen_batch_size") or data_config.train_batch_size)
         files = [write_stand_in(os.path.join(workdir, "stand_in.parquet"), 2 * batch)]
@@ -266,15 +326,33 @@ def build_sampler(config, workdir: str, trainer: str) -> tuple[Any, int, str]:
     return create_rl_sampler(data_config, dataset), len(dataset), source
 
 
-def notes_on_local_paths(config) -> list[str]:
-    notes = []
-    model = str(config.actor_rollout_ref.model.path)
-    if model.startswith(("/", "~", ".")) and not os.path.exists(os.path.expanduser(model)):
-        notes.append(f"model path {model} does not exist here (not loaded in a dry run)")
-    reward_fn = OmegaConf.select(config, "reward.custom_reward_function.path") or OmegaConf.select(
+def reward_function_file(config) -> Optional[str]:
+    """The custom reward function's file when it is a file path (not ``pkg://``)."""
+    path = OmegaConf.select(config, "reward.custom_reward_function.path") or OmegaConf.select(
         config, "custom_reward_function.path"
     )
-    if reward_fn and not str(reward_fn).startswith("pkg://") and not os.path.exists(os.path.expanduser(str(reward_fn))):
+    return str(path) if path and not str(path).startswith("pkg://") else None
+
+
+def missing_inputs(config) -> list[str]:
+    """What the run reads that is not on this machine: the model (a local folder, or a Hub id's snapshot in the
+    Hugging Face cache), the train and validation files, a reward-function file. ``--strict`` refuses them."""
+    model = str(config.actor_rollout_ref.model.path)
+    missing = []
+    if local_model_dir(model)[0] is None:
+        missing.append(f"actor_rollout_ref.model.path={model}: {local_model_dir(model)[1]}")
+    for key in ("data.train_files", "data.val_files"):
+        missing.extend(f"{key}: {f} not on this machine" for f in missing_files(OmegaConf.select(config, key)))
+    reward_fn = reward_function_file(config)
+    if reward_fn and not os.path.exists(os.path.expanduser(reward_fn)):
+        missing.append(f"reward.custom_reward_function.path: {reward_fn} not on this machine")
+    return missing
+
+
+def notes_on_local_paths(config) -> list[str]:
+    notes = []
+    reward_fn = reward_function_file(config)
+    if reward_fn and not os.path.exists(os.path.expanduser(reward_fn)):
         notes.append(f"reward function file {reward_fn} does not exist here")
     warm_start = OmegaConf.select(config, "data.mssr.warm_start_file")
     if OmegaConf.select(config, "data.mssr.init", default="warm_start") == "warm_start" and warm_start:
@@ -285,23 +363,32 @@ def notes_on_local_paths(config) -> list[str]:
 
 
 def dry_run(
-    overrides: list[str], trainer: Optional[str] = None, config_dir: Optional[str] = None, config_name: Optional[str] = None
+    overrides: list[str],
+    trainer: Optional[str] = None,
+    config_dir: Optional[str] = None,
+    config_name: Optional[str] = None,
+    strict: bool = False,
 ) -> tuple[Any, list[str]]:
-    """Steps 1-5; returns the resolved config and the report lines. Raises on the first failure."""
+    """Steps 1-6; returns the resolved config and the report lines. Raises on the first failure; with
+    ``strict``, also when the model, a data file, a reward-function file or the DAPO checkout is not here."""
     import ray
 
     trainer = trainer or default_trainer()
     with tempfile.TemporaryDirectory(prefix="vade_dryrun_") as workdir:
+        dapo_lines = check_dapo_checkout(strict) if trainer == DAPO_ENTRY else []
         if config_dir:
             config_from = f"{config_name} in {config_dir}"
         else:
             config_dir, config_name, config_from = trainer_config(trainer, overrides, workdir)
         config = compose_config(config_dir, config_name, overrides)
         config = validate_like_main_ppo(config, trainer)
+        missing = missing_inputs(config) if strict else []
+        if missing:
+            raise DryRunError("DRY_RUN=strict: " + "; ".join(missing))
         validate_dataclasses_and_registries(config)
         check_sampler_options(config)
         sampler, rows, source = build_sampler(config, workdir, trainer)
-        data_lines = check_data(config)
+        data_lines = check_data(config, max_rows=None if strict else 256)
     if ray.is_initialized():
         raise DryRunError("Ray was started during the dry run")
     data = config.data
@@ -318,6 +405,7 @@ def dry_run(
         report.append(f"VADE {sampler.config}")
     if trainer == DAPO_ENTRY:
         report.append(f"algorithm.filter_groups={OmegaConf.to_container(config.algorithm.filter_groups)}")
+        report.extend(dapo_lines)
     report.extend(data_lines)
     report.extend(f"note: {note}" for note in notes_on_local_paths(config))
     report.append("stopped before Ray and model loading")
@@ -328,6 +416,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="vade-verl dry-run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--strict", action="store_true", help="a model, data file or checkout not on this machine is an error; every data row is checked"
+    )
     parser.add_argument("--trainer", choices=TRAINERS, help="the module the recipe runs (default: the recipes' entry for this verl)")
     parser.add_argument("--config-dir", help="compose this config folder instead of the trainer's default")
     parser.add_argument("--config-name", help="config name in --config-dir")
@@ -337,7 +428,7 @@ def main(argv=None) -> int:
     if bool(args.config_dir) != bool(args.config_name):
         parser.error("--config-dir and --config-name go together")
     try:
-        config, report = dry_run(args.overrides, args.trainer, args.config_dir, args.config_name)
+        config, report = dry_run(args.overrides, args.trainer, args.config_dir, args.config_name, args.strict)
     except Exception as error:  # every failure is a finding about the recipe: report it, exit 1
         print(f"dry-run FAILED: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -3,14 +3,16 @@
 # recipes/vade/run_qwen2_5_vl_7b_grpo_vade.sh with verl's random sampler, run by the DAPO recipe's
 # trainer (verl-recipe's dapo/main_dapo.py; verl's wheel has no trainer that filters groups). Each
 # step draws DAPO_GEN_BATCH prompts, drops the groups whose rewards are all equal and draws again
-# until TRAIN_BATCH groups are kept. Only dynamic sampling is taken from DAPO (no clip-higher,
-# token-level loss or overlong penalty). The loader's batch is DAPO_GEN_BATCH, so an epoch has 3x
-# fewer steps than GRPO's for about as many rollouts (docs/recipes.md).
+# until TRAIN_BATCH groups are kept. Taken from DAPO: dynamic sampling; its token-level loss is verl's
+# default (loss_agg_mode=token-mean), so every GRPO recipe here has it too; not taken: clip-higher and
+# the overlong penalty. The loader's batch is DAPO_GEN_BATCH, so an epoch has 3x fewer steps than
+# GRPO's for about as many rollouts (docs/recipes.md).
 #   git clone https://github.com/verl-project/verl-recipe ~/src/verl-recipe
 #   git -C ~/src/verl-recipe checkout 8f9e7ac93acac57f6ef7e8dffa3de788d148a09a  # works with verl 0.7.1
 #   VERL_RECIPE_ROOT=~/src/verl-recipe bash recipes/baselines/run_qwen2_5_vl_7b_grpo_dapo.sh [overrides]
-#   DRY_RUN=1 bash recipes/baselines/run_qwen2_5_vl_7b_grpo_dapo.sh  # check; composes the DAPO
-#                                                   # recipe's own config when VERL_RECIPE_ROOT is set
+#   DRY_RUN=1 bash recipes/baselines/run_qwen2_5_vl_7b_grpo_dapo.sh  # check; with VERL_RECIPE_ROOT set: imports
+#                     # dapo.main_dapo and its trainer, checks the commit, composes the DAPO recipe's config
+#   VERL_RECIPE_ROOT=~/src/verl-recipe DRY_RUN=strict bash recipes/baselines/run_qwen2_5_vl_7b_grpo_dapo.sh
 # Knobs: the VADE recipe's (TRAINER excepted), DAPO_GEN_BATCH [3 x TRAIN_BATCH] and VERL_RECIPE_ROOT
 # (a verl-recipe checkout, or a verl checkout's recipe/ folder: not a verl checkout's root, whose
 # verl/ would shadow the installed verl). Labels as there; dapo = verl-recipe's DAPO scripts.
@@ -36,8 +38,9 @@ export TRAINER=dapo.main_dapo EXPERIMENT="${EXPERIMENT:-qwen2_5_vl_7b_grpo_dapo}
 DAPO=(
   'hydra.searchpath=[pkg://verl.trainer.config]'    # the installed verl's ppo_trainer (the DAPO config
                                                     # names ./verl/trainer/config, a verl checkout's)
-  data.sampler.class_path=null                      # verl's random sampler, instead of VADE's
-  data.sampler.class_name=null
+  data.sampler.class_path=null                      # verl's random sampler: these replace the VADE recipe's
+  data.sampler.class_name=null                      # sampler lines (of two values for a key, the last wins)
+  data.dataloader_num_workers=8                     # verl's default, replacing VADE's 0 (no update between steps)
   data.gen_batch_size="$DAPO_GEN_BATCH"
   algorithm.filter_groups.enable=True               # dapo: dynamic sampling
   algorithm.filter_groups.metric=seq_reward         # ours: a group is kept when its rewards differ

@@ -7,8 +7,10 @@
 # training set and batch/group sizes (not stated; we train on geometry3k), its Table 1 scores
 # (Average@4, each benchmark's own grader); `python -m vade_verl.data.eval_sets` prepares its five
 # evaluation sets for VAL_FILES, graded by geo3k's rule (docs/recipes.md).
-# Knobs (environment): the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; others are refused. Labels:
-# verl = verl's examples/grpo_trainer/run_qwen2_5_vl-7b.sh; paper = the VADE paper; ours = our choice.
+# Knobs (environment): the `knob` lines, PYTHON, DRY_RUN (1; strict on the training machine: a missing
+# model or data file is an error), PRINT_OVERRIDES; a misspelled knob and other recipes' knobs are refused
+# (docs/recipes.md section 3). Labels: verl = verl's examples/grpo_trainer/run_qwen2_5_vl-7b.sh;
+# paper = the VADE paper; ours = our choice.
 set -euo pipefail
 source "$(dirname "$0")/../common.sh"
 

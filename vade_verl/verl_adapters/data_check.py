@@ -30,18 +30,24 @@ Each check stops a mistake that verl 0.7.1 only meets minutes later, inside the 
 :func:`check_rows` is the pure part (no verl import) and raises :class:`DataCheckError` naming the config key
 and the row; :func:`check_verl_dataset` runs it on a verl dataset (cheap: no image is decoded), for any
 plug-in that receives the dataset at start; :func:`check_data` is the adapter the dry run calls
-(``vade_verl.dryrun``): it loads the tokenizer and processor as verl's ``main_ppo`` does, reads the rows with
-the configured dataset class and measures every prompt with the model's processor, images included.
+(``vade_verl.dryrun``): it loads the tokenizer and processor as verl's ``main_ppo`` does (from a local folder,
+or from the Hugging Face cache for a Hub id: :func:`local_model_dir`), reads the rows of ``data.train_files``
+and of ``data.val_files`` with the configured dataset class, and measures the prompts with the model's
+processor, images included. verl builds both datasets with the same class and filter (``main_ppo.py:320-340``,
+0.7.1), so validation rows are checked as training rows are.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from omegaconf import OmegaConf
 
 IMAGE_PLACEHOLDER = "<image>"
 
@@ -54,6 +60,7 @@ class DataCheckError(ValueError):
 
 @dataclass
 class DataReport:
+    files_key: str  # data.train_files or data.val_files
     rows_checked: int
     rows_total: int
     rows_with_images: int
@@ -61,14 +68,26 @@ class DataReport:
     max_prompt_length: int = 0
 
     def lines(self) -> list[str]:
-        lengths = self.prompt_lengths
-        out = [f"data: {self.rows_checked} of {self.rows_total} rows checked, {self.rows_with_images} with images"]
+        lengths, key = self.prompt_lengths, self.files_key
+        sample = "" if self.rows_checked == self.rows_total else " (evenly spaced; DRY_RUN=strict checks every row)"
+        out = [f"{key}: {self.rows_checked} of {self.rows_total} rows checked{sample}, {self.rows_with_images} with images"]
         if lengths:
             out.append(
-                f"data: prompt tokens (images included) min {min(lengths)} mean {sum(lengths) / len(lengths):.1f} "
+                f"{key}: prompt tokens (images included) min {min(lengths)} mean {sum(lengths) / len(lengths):.1f} "
                 f"max {max(lengths)}; data.max_prompt_length={self.max_prompt_length}"
             )
         return out
+
+
+def sample_rows(total: int, max_rows: int | None) -> list[int]:
+    """The rows a check reads: all ``total`` when ``max_rows`` is None or not smaller, else ``max_rows`` rows evenly
+    spaced over the whole data, row ``round(i (total - 1) / (max_rows - 1))`` for i = 0..max_rows-1 (the first and
+    the last included), so that every file of a concatenated list and both ends of a sorted one are read."""
+    if max_rows is None or total <= max_rows:
+        return list(range(total))
+    if max_rows == 1:
+        return [0]
+    return [round(i * (total - 1) / (max_rows - 1)) for i in range(max_rows)]
 
 
 def _prompt_text(prompt: Any) -> str:
@@ -86,13 +105,16 @@ def check_rows(
     takes_images: bool,
     model_path: str,
     columns: Sequence[str],
+    indices: Sequence[int] | None = None,
 ) -> int:
-    """Placeholder/image consistency of ``rows`` for a model that does (or does not) take images.
+    """Placeholder/image consistency of ``rows`` for a model that does (or does not) take images; errors name a
+    row by ``indices[k]`` (its row in the data) when given, else by its position in ``rows``.
 
     Returns the number of rows with images; raises :class:`DataCheckError` on the first problem."""
     has_column = image_key in columns
     with_images = 0
-    for i, row in enumerate(rows):
+    for k, row in enumerate(rows):
+        i = indices[k] if indices is not None else k
         placeholders = _prompt_text(row.get(prompt_key)).count(IMAGE_PLACEHOLDER)
         images = list(row.get(image_key) or []) if has_column else []
         if placeholders and not has_column:
@@ -117,11 +139,16 @@ def check_rows(
 
 
 def measure_prompts(
-    rows: Sequence[Mapping[str, Any]], prompt_length: Callable[[dict], int], image_key: str
+    rows: Sequence[Mapping[str, Any]],
+    prompt_length: Callable[[dict], int],
+    image_key: str,
+    indices: Sequence[int] | None = None,
 ) -> list[int]:
-    """Each row's prompt length in tokens; a row that cannot be processed raises naming the row."""
+    """Each row's prompt length in tokens; a row that cannot be processed raises naming the row (as
+    :func:`check_rows` names it)."""
     lengths = []
-    for i, row in enumerate(rows):
+    for k, row in enumerate(rows):
+        i = indices[k] if indices is not None else k
         try:
             lengths.append(prompt_length(copy.deepcopy(dict(row))))
         except Exception as error:  # verl's filter would drop the row silently: report it instead
@@ -132,14 +159,15 @@ def measure_prompts(
     return lengths
 
 
-def check_lengths(lengths: Sequence[int], max_prompt_length: int) -> None:
+def check_lengths(lengths: Sequence[int], max_prompt_length: int, indices: Sequence[int] | None = None) -> None:
     """Every measured prompt (images as their tokens) must fit ``data.max_prompt_length``: verl's length
     filter measures an image as one token, so it would keep these rows (see the module docstring)."""
-    overlong = [i for i, n in enumerate(lengths) if n > max_prompt_length]
+    overlong = [k for k, n in enumerate(lengths) if n > max_prompt_length]
     if overlong:
+        first = indices[overlong[0]] if indices is not None else overlong[0]
         raise DataCheckError(
             f"data.max_prompt_length={max_prompt_length}: {len(overlong)} of {len(lengths)} checked rows are longer "
-            f"once images are tokens (row {overlong[0]}: {lengths[overlong[0]]} tokens); verl 0.7.1's overlong "
+            f"once images are tokens (row {first}: {lengths[overlong[0]]} tokens); verl 0.7.1's overlong "
             "filter counts each image as one token and would keep them, and its agent loop never truncates a "
             "prompt: raise data.max_prompt_length or shrink the images (the processor's max_pixels)"
         )
@@ -178,20 +206,64 @@ def load_tokenizer_and_processor(model_path: str, trust_remote_code: bool = Fals
     return tokenizer, processor
 
 
-def check_verl_dataset(dataset, model_path: str = "", max_rows: int = 1024) -> int:
-    """:func:`check_rows` on the first ``max_rows`` rows of a verl ``RLHFDataset`` (or subclass) as built by
-    ``main_ppo``, with its own processor: no image is decoded, so it is cheap enough for a plug-in's
-    constructor that receives the dataset before any rollout (e.g. a sampler's). Returns rows with images."""
+def check_verl_dataset(dataset, model_path: str = "", max_rows: int = 1024, indices: Sequence[int] | None = None) -> int:
+    """:func:`check_rows` on the rows ``indices`` (default: the first ``max_rows``) of a verl ``RLHFDataset`` (or
+    subclass) as built by ``main_ppo``, with its own processor: no image is decoded, so it is cheap enough for a
+    plug-in's constructor that receives the dataset before any rollout (e.g. a sampler's). Returns rows with images."""
     processor = getattr(dataset, "processor", None)
     frame = dataset.dataframe
+    indices = list(range(min(max_rows, len(frame)))) if indices is None else list(indices)
     return check_rows(
-        [frame[i] for i in range(min(max_rows, len(frame)))],
+        [frame[i] for i in indices],
         image_key=dataset.image_key,
         prompt_key=dataset.prompt_key,
         takes_images=processor is not None and getattr(processor, "image_processor", None) is not None,
         model_path=model_path or getattr(getattr(dataset, "tokenizer", None), "name_or_path", "?"),
         columns=frame.column_names,
+        indices=indices,
     )
+
+
+def local_model_dir(model_path: str) -> tuple[str | None, str]:
+    """(the folder to read ``model_path``'s config, tokenizer and processor from, or None; what was found or why
+    not). A local folder is used as is. Another name is a Hugging Face Hub id, which verl downloads at start
+    (``hf_tokenizer``/``hf_processor`` on the id, ``trainer/main_ppo.py:311-317``, 0.7.1): its snapshot in the
+    local Hugging Face cache is used when it holds ``config.json`` and ``tokenizer_config.json``, and
+    ``preprocessor_config.json`` for a model whose config has a ``vision_config``. Nothing is downloaded."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    path = os.path.expanduser(model_path)
+    if os.path.isdir(path):
+        return path, f"model folder {path}"
+    if path.startswith(("/", ".")) or os.path.exists(path):
+        return None, "not on this machine"
+    try:
+        snapshot = snapshot_download(model_path, local_files_only=True)
+    except (HFValidationError, LocalEntryNotFoundError):
+        return None, (
+            f"a Hub id not in the Hugging Face cache here, so not on this machine; the dry run downloads nothing: "
+            f"`huggingface-cli download {model_path}` fetches it"
+        )
+    needed = ["config.json", "tokenizer_config.json"]
+    config_file = os.path.join(snapshot, "config.json")
+    if os.path.isfile(config_file):
+        with open(config_file, encoding="utf-8") as f:
+            if "vision_config" in json.load(f):
+                needed.append("preprocessor_config.json")
+    missing = [name for name in needed if not os.path.isfile(os.path.join(snapshot, name))]
+    if missing:
+        return None, f"its snapshot in the Hugging Face cache ({snapshot}) lacks {', '.join(missing)}: not on this machine in full"
+    return snapshot, f"model {model_path} from the Hugging Face cache ({snapshot})"
+
+
+def files_of(files) -> list[str]:
+    """A ``data.*_files`` value (one path or a list) as a list."""
+    return [files] if isinstance(files, str) else list(files)
+
+
+def missing_files(files) -> list[str]:
+    return [f for f in files_of(files) if not os.path.exists(os.path.expanduser(f))]
 
 
 def check_model_type(model_path: str, use_fused_kernels: bool) -> None:
@@ -229,7 +301,7 @@ def check_model_type(model_path: str, use_fused_kernels: bool) -> None:
 
 def _model_settings(dataset) -> tuple[str, bool] | None:
     """(local model path, use_fused_kernels) of the run whose ``data`` node the dataset holds, if readable."""
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
 
     config = getattr(dataset, "config", None)
     if not isinstance(config, DictConfig):
@@ -257,34 +329,49 @@ def check_plugin_dataset(dataset) -> None:
         check_model_type(*settings)
 
 
-def check_data(config, max_rows: int = 256) -> list[str]:
-    """The dry run's data step: returns report lines, raises :class:`DataCheckError`.
-
-    Reads the first ``max_rows`` rows of ``data.train_files`` with the configured dataset class (verl's
-    ``create_rl_dataset``, length filter off) and the model's own tokenizer and processor. Skipped, with a
-    line saying so, when the model folder or a train file is not on this machine."""
-    model_path = os.path.expanduser(str(config.actor_rollout_ref.model.path))
-    files = config.data.train_files
-    files = [files] if isinstance(files, str) else list(files)
-    missing = [f for f in files if not os.path.exists(os.path.expanduser(f))]
-    if not os.path.isdir(model_path) or missing:
-        what = f"model folder {model_path}" if not os.path.isdir(model_path) else ", ".join(missing)
-        return [f"data: not checked against the model ({what} not on this machine)"]
-
+def check_split(files_key: str, config, tokenizer, processor, model_path: str, max_rows: int | None) -> list[str]:
+    """One file list (``data.train_files`` or ``data.val_files``) read as verl reads it (the configured dataset
+    class, ``is_train`` as ``main_ppo`` passes it, length filter off), its rows ``sample_rows(len, max_rows)``
+    checked by :func:`check_rows` and measured against ``data.max_prompt_length``. Errors name ``files_key``."""
     try:
         from verl.trainer.main_ppo import create_rl_dataset  # verl 0.5-0.7
     except ImportError:
         from verl.trainer.ppo.utils import create_rl_dataset  # verl 0.9
 
-    check_model_type(model_path, bool(config.actor_rollout_ref.model.get("use_fused_kernels", False)))
-    tokenizer, processor = load_tokenizer_and_processor(model_path, config.data.get("trust_remote_code", False))
+    files = files_of(OmegaConf.select(config, files_key))
     data_config = copy.deepcopy(config.data)
     data_config.filter_overlong_prompts = False
-    dataset = create_rl_dataset(files, data_config, tokenizer, processor, is_train=True)
+    dataset = create_rl_dataset(files, data_config, tokenizer, processor, is_train=files_key == "data.train_files")
     frame = dataset.dataframe
-    rows = [frame[i] for i in range(min(max_rows, len(frame)))]
-    with_images = check_verl_dataset(dataset, model_path, max_rows)
-    lengths = measure_prompts(rows, verl_prompt_length(dataset, processor, tokenizer), dataset.image_key)
+    indices = sample_rows(len(frame), max_rows)
+    rows = [frame[i] for i in indices]
     max_len = int(config.data.max_prompt_length)
-    check_lengths(lengths, max_len)
-    return DataReport(len(rows), len(frame), with_images, lengths, max_len).lines()
+    try:
+        with_images = check_verl_dataset(dataset, model_path, indices=indices)
+        lengths = measure_prompts(rows, verl_prompt_length(dataset, processor, tokenizer), dataset.image_key, indices)
+        check_lengths(lengths, max_len, indices)
+    except DataCheckError as error:
+        raise DataCheckError(f"{files_key}={','.join(files)}: {error}") from error
+    return DataReport(files_key, len(rows), len(frame), with_images, lengths, max_len).lines()
+
+
+def check_data(config, max_rows: int | None = 256) -> list[str]:
+    """The dry run's data step: returns report lines, raises :class:`DataCheckError`.
+
+    Reads ``data.train_files`` and ``data.val_files`` (:func:`check_split`; ``max_rows`` rows of each, evenly
+    spaced, or every row for None) with the model's own tokenizer and processor (:func:`local_model_dir`). A
+    model or a file list that is not on this machine is skipped with a line saying so (the dry run's
+    ``--strict`` refuses it before this step)."""
+    model_path = str(config.actor_rollout_ref.model.path)
+    model_dir, found = local_model_dir(model_path)
+    missing = {key: missing_files(OmegaConf.select(config, key)) for key in ("data.train_files", "data.val_files")}
+    absent = [f"{key}: not checked ({', '.join(files)} not on this machine)" for key, files in missing.items() if files]
+    if model_dir is None:
+        return [f"data: not checked against the model ({model_path}: {found})", *absent]
+    check_model_type(model_dir, bool(config.actor_rollout_ref.model.get("use_fused_kernels", False)))
+    tokenizer, processor = load_tokenizer_and_processor(model_dir, config.data.get("trust_remote_code", False))
+    lines = [f"data: {found}", *absent]
+    for files_key, files in missing.items():
+        if not files:
+            lines.extend(check_split(files_key, config, tokenizer, processor, model_dir, max_rows))
+    return lines
