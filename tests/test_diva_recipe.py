@@ -88,7 +88,8 @@ def test_recipe_combines_with_the_vade_sampler():
     [
         ({"DIVA_SAMPLER": "dapo"}, "set DIVA_SAMPLER to random or vade"),
         ({"TRAIN_BATCH": "100", "DIVA_NUM_VARIANTS": "2"}, "must be a multiple of 1 + DIVA_NUM_VARIANTS"),
-        ({"SAMPLER": "vade"}, "knob SAMPLER: renamed DIVA_SAMPLER"),
+        ({"NUM_VARIANTS": "2"}, "knob NUM_VARIANTS: renamed DIVA_NUM_VARIANTS"),
+        ({"DIVA_SAMPLR": "vade"}, "knob DIVA_SAMPLR: did you mean DIVA_SAMPLER?"),
         ({"DIVA_DAMPING": "False"}, "+algorithm.diva.low_reward_damping=False"),
         ({"KL_COEF": "0.01"}, "knob KL_COEF: not read by this recipe"),
     ],

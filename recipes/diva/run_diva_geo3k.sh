@@ -9,7 +9,7 @@
 # Reproduced: the authors' settings (Siaaaaaa1/DIVA_GRPO_release examples/config.yaml, verl/workers/actor/config.py
 # and examples/main_exp/ZSCORENORM_WAN_RRBLOCAL_RRBGLOBAL_5000_k=0.1.sh). Not reproduced: their training set,
 # epochs, hosted paraphrases, dynamic batching, scores. Knobs: the `knob` lines, PYTHON, DRY_RUN,
-# PRINT_OVERRIDES; others are refused. Labels: verl (examples/grpo_trainer/run_qwen2_5_vl-7b.sh), paper, authors, ours.
+# PRINT_OVERRIDES; a misspelled knob and other recipes' knobs are refused. Labels: verl (examples/grpo_trainer/run_qwen2_5_vl-7b.sh), paper, authors, ours.
 set -euo pipefail
 source "$(dirname "$0")/../common.sh"
 

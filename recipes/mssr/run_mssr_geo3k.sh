@@ -9,7 +9,8 @@
 # (MSSR_RHO_SCHEDULE=continuous; theirs, `authors`, forgets fastest at zero drift, against their own comment)
 # and H_t (MSSR_ENTROPY=full_vocab, the paper's; theirs is the sampled token's -p log p, `sampled`); set both
 # knobs for their code exactly. Not reproduced: their data (Vision-R1-rl), reward (1 for a right \boxed{}), pixel
-# bounds, actor offload, scores. Knobs: the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; others are refused.
+# bounds, actor offload, scores. Knobs: the `knob` lines, PYTHON, DRY_RUN, PRINT_OVERRIDES; a misspelled knob and
+# other recipes' knobs are refused.
 # Labels: verl (examples/grpo_trainer/run_qwen2_5_vl-7b.sh), paper, authors, ours.
 set -euo pipefail
 source "$(dirname "$0")/../common.sh"
