@@ -252,12 +252,24 @@ def has_checkpoint(run_dir: str) -> bool:
     return os.path.isfile(os.path.join(run_dir, "ckpt", "latest_checkpointed_iteration.txt"))
 
 
+def next_launch(run_dir: str) -> int:
+    """The number of the next launch of a run: one more than its last ``metrics_<n>.jsonl``."""
+    launch = 1
+    while os.path.exists(os.path.join(run_dir, f"metrics_{launch}.jsonl")):
+        launch += 1
+    return launch
+
+
 def run_arm(work: str, arm: str, seed: int, args) -> dict:
     """Launch the arm (relaunching a dead launch from its checkpoint); returns wall time and launches."""
     name = f"{arm}-s{seed}"
     run_dir = os.path.join(work, name)
     start = time.monotonic()
-    for launch in range(1, args.retries + 2):
+    # an arm interrupted with a checkpoint (a killed benchmark) resumes from it in a new launch
+    first = next_launch(run_dir) if has_checkpoint(run_dir) else 1
+    if first > 1:
+        print(f"arm {name}: resuming from its checkpoint (launch {first})", flush=True)
+    for launch in range(first, first + args.retries + 1):
         env = dict(os.environ, PYTHON=args.python, LAUNCH=str(launch), LAUNCH_TIMEOUT_S=str(args.arm_timeout))
         env.pop("RAY_ADDRESS", None)
         proc = subprocess.run(
@@ -268,7 +280,7 @@ def run_arm(work: str, arm: str, seed: int, args) -> dict:
         if proc.returncode == 0 and args.steps in read_metrics(run_dir):
             return {"wall_s": time.monotonic() - start, "launches": launch}
         tail = proc.stdout[-3000:]
-        if not has_checkpoint(run_dir) or launch == args.retries + 1:
+        if not has_checkpoint(run_dir) or launch == first + args.retries:
             raise RuntimeError(f"arm {name}: launch {launch} failed (rc={proc.returncode}); tail:\n{tail}")
         print(f"arm {name}: launch {launch} died (rc={proc.returncode}); resuming from its checkpoint", flush=True)
     raise AssertionError("unreachable")

@@ -186,6 +186,15 @@ def test_effective_ratio_counts_groups_with_unequal_scores(tmp_path):
         bench.effective_ratios(str(tmp_path), 3)
 
 
+def test_an_interrupted_arm_resumes_in_its_next_launch(tmp_path):
+    assert bench.next_launch(str(tmp_path)) == 1 and not bench.has_checkpoint(str(tmp_path))
+    write_jsonl(tmp_path / "metrics_1.jsonl", [{"step": 1, "data": {}}])
+    write_jsonl(tmp_path / "metrics_2.jsonl", [{"step": 2, "data": {}}])
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "latest_checkpointed_iteration.txt").write_text("20")
+    assert bench.next_launch(str(tmp_path)) == 3 and bench.has_checkpoint(str(tmp_path))
+
+
 def test_metrics_of_a_relaunch_replace_the_steps_it_redid(tmp_path):
     write_jsonl(tmp_path / "metrics_1.jsonl", [{"step": s, "data": {"x": s, "first": 1}} for s in (0, 1, 2, 3)])
     write_jsonl(tmp_path / "metrics_2.jsonl", [{"step": s, "data": {"x": 10 * s}} for s in (2, 3, 4)])
