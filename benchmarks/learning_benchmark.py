@@ -120,6 +120,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--retries", type=int, default=1, help="relaunches of a launch that died")
     p.add_argument("--arm-timeout", type=int, default=1800, help="seconds per launch")
     p.add_argument("--python", default=sys.executable)
+    p.add_argument("--report-only", action="store_true",
+                   help="summarise the arms already finished (the others are listed as not run), launch nothing")
     p.add_argument("--prepare-only", action="store_true", help="build the task and warm start, print the pool, stop")
     p.add_argument("--predict", action="store_true",
                    help="after the task: the simulator's prediction for this pool (random vs VADE), then stop")
@@ -473,13 +475,16 @@ def summarise(results: dict[str, dict[int, dict]]) -> dict:
             "learnable_start": [c[0] for c in learn],
             "learnable_final": [c[-1] for c in learn],
             "learnable_area": areas,
+            "solved_final": [r["val_accuracy_by_class"]["solved"][-1] for r in runs],
             "all_final": [r["val_accuracy"][-1] for r in runs],
             "rollouts_to_target": reach,
         })
-    floor = noise_floor([r["val_accuracy_by_class"]["learnable"] for r in results["random"].values()])
+    random_runs = list(results["random"].values())
+    floor = noise_floor([r["val_accuracy_by_class"]["learnable"] for r in random_runs]) if len(random_runs) > 1 else []
     random = curves["random"]
     for row in rows:
-        row["verdict"] = verdict(curves[row["arm"]]["learnable_mean"], random, row, next(r for r in rows if r["arm"] == "random"))
+        row["verdict"] = (verdict(curves[row["arm"]]["learnable_mean"], random, row, next(r for r in rows if r["arm"] == "random"))
+                          if floor else "n/a: random has one seed")
     return {"rows": rows, "curves": curves, "random_noise_floor": floor}
 
 
@@ -513,14 +518,14 @@ def format_table(summary: dict) -> str:
             return "not reached" if not vals else f"{fmt.format(np.mean(vals))} ({len(values) - len(vals)} not reached)"
         return fmt.format(np.mean(vals)) + (f" [{fmt.format(min(vals))}, {fmt.format(max(vals))}]" if len(vals) > 1 else "")
 
-    lines = ["| arm | seeds | effective ratio | learnable: start | learnable: final | learnable: area | all keys: final "
-             f"| rollouts to learnable {TARGET_LEARNABLE_ACCURACY} | predeclared verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arm | seeds | effective ratio | learnable: start | learnable: final | learnable: area | solved: final | all keys: final "
+             f"| rollouts to learnable {TARGET_LEARNABLE_ACCURACY} | predeclared verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary["rows"]:
         lines.append(f"| {LABELS[r['arm']]} | {','.join(map(str, r['seeds']))} | {span(r['effective_ratio'])} | "
                      f"{span(r['learnable_start'])} | {span(r['learnable_final'])} | {span(r['learnable_area'])} | "
-                     f"{span(r['all_final'])} | {span(r['rollouts_to_target'], '{:,.0f}')} | "
+                     f"{span(r['solved_final'])} | {span(r['all_final'])} | {span(r['rollouts_to_target'], '{:,.0f}')} | "
                      f"{'(reference)' if r['arm'] == 'random' else r['verdict']} |")
-    floor = ", ".join(f"{v:.3f}" for v in summary["random_noise_floor"])
+    floor = ", ".join(f"{v:.3f}" for v in summary["random_noise_floor"]) or "n/a (one random seed)"
     lines.append(f"\nrandom-vs-random gap in learnable-key accuracy per evaluation (noise floor): {floor}")
     return "\n".join(lines)
 
@@ -569,6 +574,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.monotonic()
     work = os.path.join(os.path.abspath(args.out), "work")
+    if args.report_only and not os.path.exists(os.path.join(work, "task.json")):
+        print(f"--report-only: no task in {work} (nothing has run there)", file=sys.stderr)
+        return 2
     task = load_or_build_task(work, args)
     print(f"pool after the warm start: shares {task['pool_shares']}; mean solve probability by key class "
           f"{task['pool_solve_prob_by_class']}", flush=True)
@@ -580,8 +588,14 @@ def main(argv=None) -> int:
     row_class = held_out_classes(work, task["key_classes"])
     results: dict[str, dict[int, dict]] = {}
     for arm, seed in run_order(args.arms):
+        if args.report_only and not os.path.exists(os.path.join(work, f"{arm}-s{seed}", "result.json")):
+            print(f"arm {arm} seed {seed}: not run yet (left out of this report)", flush=True)
+            continue
         results.setdefault(arm, {})[seed] = run_or_load_arm(work, arm, seed, args, row_class)
-    results = {arm: dict(sorted(results[arm].items())) for arm in args.arms}
+    results = {arm: dict(sorted(results[arm].items())) for arm in args.arms if arm in results}
+    if "random" not in results:
+        print("no random arm has finished: nothing to compare with", flush=True)
+        return 0
     summary = summarise(results)
     out = {"config": {k: v for k, v in vars(args).items() if k != "python"}, "task": task, "arms": results,
            "summary": summary, "wall_s": time.monotonic() - start}
