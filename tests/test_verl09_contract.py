@@ -139,6 +139,8 @@ def test_without_a_sampler_class_verl_samplers_are_kept(train_file, tmp_path):
 def test_config_errors_fail_at_start_naming_the_key(train_file, tmp_path):
     with pytest.raises(ValueError, match=r"data\.sampler\.vade\.l1"):
         make_trainer(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, "+data.sampler.vade.l1=1.5"]))
+    with pytest.raises(ValueError, match=rf"data\.gen_batch_size={N + 1} must be in 1\.\.{N}"):
+        make_trainer(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, f"data.gen_batch_size={N + 1}"]))
     with pytest.raises(ValueError, match=r"trainer\.use_v1=True"):
         main_ppo.check_config(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, "trainer.use_v1=True"]))
     with pytest.raises(ValueError, match=r"data\.dataloader_num_workers=2"):

@@ -92,7 +92,7 @@ def stub_workers(monkeypatch):
     return actor_steps
 
 
-def run_fit(config, log, monkeypatch, crash_at=None):
+def run_fit(config, log, monkeypatch, crash_at=None, score_of=None):
     """``VADERayPPOTrainer.fit`` from a fresh trainer (resuming when the folder has a checkpoint); returns (trainer, rollout)."""
     monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(log))
     dataset = ppo_utils.create_rl_dataset(config.data.train_files, config.data, None, None)
@@ -109,7 +109,7 @@ def run_fit(config, log, monkeypatch, crash_at=None):
     resources.trainer = trainer
     trainer.actor_rollout_wg = StubActorWorkers()
     trainer.checkpoint_manager = StubCheckpointManager()
-    rollout = StubRollout(lambda ids, step: {"score": correct_of(ids, step)})
+    rollout = StubRollout(score_of or (lambda ids, step: {"score": correct_of(ids, step)}))
     trainer.async_rollout_manager = rollout
     if crash_at is None:
         trainer.fit()
@@ -197,3 +197,34 @@ def test_critic_warmup_resume_is_exact(train_file, tmp_path, monkeypatch, stub_w
     assert selections(rollout) == {step: selections(ref)[step] for step in range(5, TOTAL + 1)}
     np.testing.assert_array_equal(resumed.train_dataloader.sampler.state.alpha, ref_state.alpha)
     np.testing.assert_array_equal(resumed.train_dataloader.sampler.state.beta, ref_state.beta)
+
+
+def geo3k_with_missing_acc(ids, step):
+    """geo3k's 0.9 x correct + 0.1 x format, with an ``acc`` output (the correctness) that is None on every third row."""
+    correct = correct_of(ids, step)
+    formatted = (np.random.default_rng(1000 + step).random(ids.size) < 0.7).astype(float)
+    acc = np.array([None if k % 3 == 0 else bool(c) for k, c in enumerate(correct)], dtype=object)
+    return {"score": 0.9 * correct + 0.1 * formatted, "acc": acc}
+
+
+def test_a_missing_acc_falls_back_to_that_rows_score(train_file, tmp_path, monkeypatch, stub_workers):
+    """``correctness=auto`` reads ``acc``; a row whose ``acc`` is None is judged by its own score (geo3k: > 0.5),
+    not dropped as a NaN reward."""
+    steps = 4
+    trainer, rollout = run_fit(config_for(train_file, tmp_path, steps), tmp_path / "log.jsonl", monkeypatch, score_of=geo3k_with_missing_acc)
+    correct_calls = [(step, ids, correct_of(ids, step)) for step, ids, _ in rollout.calls]
+    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(correct_calls))
+    logged = logged_steps(str(tmp_path / "log.jsonl"))
+    rows = BATCH * ROLLOUT_N
+    assert [logged[step]["vade/skipped_rewards"] for step in range(1, steps + 1)] == [0] * steps
+    assert [logged[step]["vade/correctness_from_score"] for step in range(1, steps + 1)] == [len(range(0, rows, 3))] * steps
+
+
+def test_a_changed_batch_size_or_seed_at_resume_is_logged(train_file, tmp_path, monkeypatch, stub_workers, caplog):
+    """The checkpoint's generator and posteriors win; the run says which settings it did not take."""
+    run_fit(config_for(train_file, tmp_path, 2, save_freq=2, extra=["data.seed=3"]), tmp_path / "first.jsonl", monkeypatch)
+    changed = config_for(train_file, tmp_path, 3, save_freq=2, extra=["data.seed=5", "data.train_batch_size=2"])
+    with caplog.at_level(logging.WARNING, logger="vade_verl.vade.sampler"):
+        run_fit(changed, tmp_path / "resumed.jsonl", monkeypatch)
+    assert "data.seed=5 now, 3 in the checkpoint" in caplog.text
+    assert f"data.train_batch_size=2 now, {BATCH} in the checkpoint" in caplog.text

@@ -116,8 +116,10 @@ class FakeAgentLoop:
     (``AgentLoopOutput.as_dict()`` plus the prompt's fields), then its status turns "finished"
     (or "failure", with no trajectories, where ``with_failures``)."""
 
-    def __init__(self, with_failures=False):
+    def __init__(self, with_failures=False, format_score_with_acc=False):
         self.with_failures = with_failures
+        # the score is a format reward (1.0) and `acc` the correctness, None on every third session
+        self.format_score_with_acc = format_score_with_acc
         self.submitted = []  # (global_steps, row id) in the order the loader gave them
         self.groups = {}  # uid -> (global_steps, row id)
 
@@ -146,6 +148,9 @@ class FakeAgentLoop:
                 )
                 output.reward_score = success(row_id, global_steps, session)
                 output.extra_fields["reward_extra_info"] = {"acc": output.reward_score}  # verl's naive manager
+                if self.format_score_with_acc:
+                    output.extra_fields["reward_extra_info"] = {"acc": None if session % 3 == 0 else output.reward_score}
+                    output.reward_score = 1.0
                 field = output.as_dict()
                 field.update(prompt, session_id=session)
                 keys.append(f"{uid}_{session}_0")
@@ -210,16 +215,16 @@ def train(config, with_failures=False):
 L1, L2 = 0.2, 0.999  # VADEConfig's default fast and slow decay
 
 
-def hand_alpha_beta(trained_uids, groups, steps):
+def hand_alpha_beta(trained_uids, groups, steps, correct=success):
     """VADE's (alpha, beta) per row id after ``steps`` global steps, one two-scale decay per global step
     (paper Sec. 3.3): a row trained at step t gets ``l1 * . + successes`` (``l1 * . + failures``), the
-    others ``l2 * .``; a group's successes are its ``success`` draws, from the step it was submitted at."""
+    others ``l2 * .``; a group's successes are its ``correct`` draws, from the step it was submitted at."""
     alpha, beta = dict.fromkeys(RATES, 0.0), dict.fromkeys(RATES, 0.0)
     for step in range(1, steps + 1):
         wins, trials = {}, {}
         for uid in trained_uids.get(step, []):
             submitted_at, row = groups[uid]
-            wins[row] = wins.get(row, 0.0) + sum(success(row, submitted_at, s) for s in range(ROLLOUT_N))
+            wins[row] = wins.get(row, 0.0) + sum(correct(row, submitted_at, s) for s in range(ROLLOUT_N))
             trials[row] = trials.get(row, 0) + ROLLOUT_N
         for row in RATES:
             if row in trials:
@@ -409,6 +414,27 @@ def test_parameter_sync_step_decays_once_per_global_step(train_file, tmp_path, t
         (position,) = positions(sampler, [row])
         assert (sampler.state.alpha[position], sampler.state.beta[position]) == pytest.approx((alpha[row], beta[row]), abs=1e-9), row
     assert all(recorder.metrics[t]["vade/updated_samples"] == len(set(recorder.trained[t])) for t in range(1, steps + 1))
+
+
+def test_a_none_acc_falls_back_to_that_rows_score(train_file, tmp_path, transfer_queue):
+    """``correctness=auto`` reads ``reward_extra_info.acc``; where it is None, that row's score (here 1.0)."""
+    clear_transfer_queue()
+    steps = 3
+    trainer, recorder = make_trainer(compose_config(train_file, str(tmp_path), [*vade_overrides("sync"), f"trainer.total_training_steps={steps}"]))
+    agent_loop = FakeAgentLoop(format_score_with_acc=True)
+    trainer.fit(agent_loop)
+
+    def correct(row, step, session):
+        return 1.0 if session % 3 == 0 else success(row, step, session)
+
+    alpha, beta = hand_alpha_beta(recorder.trained_uids, agent_loop.groups, steps, correct)
+    sampler = trainer.train_dataloader.sampler
+    for row in RATES:
+        (position,) = positions(sampler, [row])
+        assert (sampler.state.alpha[position], sampler.state.beta[position]) == pytest.approx((alpha[row], beta[row]), abs=1e-9), row
+    none_rows = BATCH * len(range(0, ROLLOUT_N, 3))
+    assert [recorder.metrics[t]["vade/correctness_from_score"] for t in range(1, steps + 1)] == [none_rows] * steps
+    assert all(recorder.metrics[t]["vade/skipped_rewards"] == 0 for t in range(1, steps + 1))
 
 
 def test_without_a_sampler_class_verl_v1_samplers_are_kept(train_file, tmp_path, transfer_queue):

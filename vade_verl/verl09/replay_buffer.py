@@ -67,10 +67,13 @@ def final_session_keys(keys: list[str]) -> list[str]:
 
 
 def common_reward_extra(extra_fields: list) -> dict:
-    """The scalar ``reward_extra_info`` entries every rollout has (e.g. ``acc``): name -> values."""
+    """The scalar ``reward_extra_info`` entries every rollout has (e.g. ``acc``): name -> values.
+
+    A None value is kept (the 0.7.1 non-tensor batch keeps it too): ``Rollouts`` reads it as NaN and
+    VADE's ``correctness=auto`` then takes that row's score."""
     infos = [(fields or {}).get("reward_extra_info") or {} for fields in extra_fields]
     names = set.intersection(*(set(info) for info in infos)) if infos else set()
-    scalar = (bool, int, float, np.number)
+    scalar = (bool, int, float, np.number, type(None))
     return {name: [info[name] for info in infos] for name in sorted(names) if all(isinstance(info[name], scalar) for info in infos)}
 
 
