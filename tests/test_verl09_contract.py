@@ -145,3 +145,16 @@ def test_config_errors_fail_at_start_naming_the_key(train_file, tmp_path):
         main_ppo.check_config(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, "trainer.use_v1=True"]))
     with pytest.raises(ValueError, match=r"data\.dataloader_num_workers=2"):
         main_ppo.check_config(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, "data.dataloader_num_workers=2"]))
+
+
+@pytest.mark.parametrize("module", ["vade_verl.verl09.main_ppo", "vade_verl.verl09.main_ppo_v1"])
+def test_the_entry_points_compose_their_config_from_the_command_line(module, tmp_path):
+    """``python3 -m <module>`` as the docs give it: Hydra finds the module's config package (``--cfg job`` prints it)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's vade_verl, not an installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", module, "--cfg", "job"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "class_path: null" in done.stdout and "class_name: null" in done.stdout  # our data.sampler node

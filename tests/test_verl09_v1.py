@@ -343,12 +343,12 @@ def test_async_staleness_counts_the_batches_in_flight(train_file, tmp_path, tran
     assert [recorder.metrics[s][f"{STALENESS_METRIC}_max"] for s in range(1, steps + 1)] == staleness
 
 
-@pytest.mark.parametrize("mode", ["sync", "colocate_async"])
-def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, transfer_queue, counting_uuids, mode):
+@pytest.mark.parametrize("mode, k", [("sync", 1), ("colocate_async", 1), ("sync", 2)])
+def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, transfer_queue, counting_uuids, mode, k):
     """A run resumed from V1's checkpoint (data.pt, and TransferQueue in async) draws the same prompts."""
     total, stop_after = 14, 5  # 14 steps of 8 prompts cross the 48-row epoch twice
     with_failures = mode != "sync"  # async refills failed groups one prompt at a time: checkpoints fall mid-block
-    overrides = [*vade_overrides(mode), f"trainer.save_freq={stop_after}"]
+    overrides = [*vade_overrides(mode), f"trainer.save_freq={stop_after}", *(SYNC_STEP_OVERRIDES[mode](k) if k > 1 else [])]
 
     clear_transfer_queue()
     ref = compose_config(train_file, str(tmp_path / "ref"), [*overrides, f"trainer.total_training_steps={total}"])
