@@ -2,7 +2,8 @@
 
 The same contract as tests/test_vade_verl_contract.py for 0.7.1: verl's own (v0) TaskRunner code
 builds our sampler and trainer, and the sampler's update runs with trainer-shaped batches, here
-through the trainer's ``_update_actor`` step as ``fit`` calls it.
+through verl's ``compute_advantage`` as ``VADERayPPOTrainer.fit`` wraps it. verl's whole ``fit``
+loop (warm-up, checkpoints, resume) is driven in tests/test_verl09_fit.py.
 """
 
 import importlib.metadata
@@ -55,22 +56,15 @@ def make_trainer(config):
     return trainer
 
 
-@pytest.fixture
-def actor_updates(monkeypatch):
-    """Stands in for the actor update (workers); records the batches ``_update_actor`` passes on."""
-    seen = []
-    monkeypatch.setattr(RayPPOTrainer, "_update_actor", lambda self, batch: seen.append(batch) or "actor output")
-    return seen
-
-
 def fit(trainer, batch_dict, step):
-    """One step of ``RayPPOTrainer.fit`` as far as VADE sees it: roll out, reward, update actor.
+    """One step of ``RayPPOTrainer.fit`` as far as VADE sees it: roll out, reward, compute advantages.
 
     Returns the metrics the sampler computed (its ``last_metrics``: no verl ``fit`` runs here to publish into).
     """
     ids = np.array([info["index"] for info in batch_dict["extra_info"]])
     batch = build_rollout_batch(batch_dict, ROLLOUT_N, bernoulli_rewards(ids, RATES, ROLLOUT_N, seed=step))
-    assert trainer._update_actor(batch) == "actor output"
+    with_advantages = trainer._compute_advantage_and_feed_sampler(batch, adv_estimator="grpo", num_repeat=ROLLOUT_N)
+    assert "advantages" in with_advantages.batch.keys()  # verl's compute_advantage still runs
     return ids, batch, dict(trainer.train_dataloader.sampler.last_metrics)
 
 
@@ -90,7 +84,7 @@ class StopBeforeWorkers(Exception):
         self.trainer = trainer
 
 
-def test_verl_task_runner_builds_our_sampler_and_trainer(train_file, tmp_path, monkeypatch, actor_updates):
+def test_verl_task_runner_builds_our_sampler_and_trainer(train_file, tmp_path, monkeypatch):
     """verl's own ``main_ppo_v0.TaskRunner.run`` (tokenizer, datasets, sampler, trainer) up to Ray workers."""
 
     def stop(self):
@@ -110,7 +104,6 @@ def test_verl_task_runner_builds_our_sampler_and_trainer(train_file, tmp_path, m
     assert main_ppo_v0.create_rl_sampler is ppo_utils.create_rl_sampler and main_ppo_v0.RayPPOTrainer is RayPPOTrainer
 
     steps = run_steps(trainer, 3 * N // BATCH)
-    assert [id(b) for _, b, _ in steps] == [id(b) for b in actor_updates]  # the actor update still runs, same batch
     assert all("vade/effective_ratio" in m and "vade/updated_samples" in m for _, _, m in steps)
     late = steps[len(steps) // 2 :]
     vade_eff = np.mean([m["vade/effective_ratio"] for _, _, m in late])
@@ -119,8 +112,8 @@ def test_verl_task_runner_builds_our_sampler_and_trainer(train_file, tmp_path, m
     assert vade_eff > random_eff + 0.2, (vade_eff, random_eff)
 
 
-def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, actor_updates):
-    """0.9's order: the update runs in ``_update_actor``, before ``fit`` saves the step's checkpoint."""
+def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path):
+    """0.9's order: the update runs with ``compute_advantage``, before ``fit`` saves the step's checkpoint."""
     stop_after, total = 3, 8
     reference = make_trainer(compose_config(train_file, str(tmp_path / "ref"), VADE_SAMPLER))
     expected = [ids for ids, _, _ in run_steps(reference, total)]
@@ -146,7 +139,22 @@ def test_without_a_sampler_class_verl_samplers_are_kept(train_file, tmp_path):
 def test_config_errors_fail_at_start_naming_the_key(train_file, tmp_path):
     with pytest.raises(ValueError, match=r"data\.sampler\.vade\.l1"):
         make_trainer(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, "+data.sampler.vade.l1=1.5"]))
+    with pytest.raises(ValueError, match=rf"data\.gen_batch_size={N + 1} must be in 1\.\.{N}"):
+        make_trainer(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, f"data.gen_batch_size={N + 1}"]))
     with pytest.raises(ValueError, match=r"trainer\.use_v1=True"):
         main_ppo.check_config(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, "trainer.use_v1=True"]))
     with pytest.raises(ValueError, match=r"data\.dataloader_num_workers=2"):
         main_ppo.check_config(compose_config(train_file, str(tmp_path), [*VADE_SAMPLER, "data.dataloader_num_workers=2"]))
+
+
+@pytest.mark.parametrize("module", ["vade_verl.verl09.main_ppo", "vade_verl.verl09.main_ppo_v1"])
+def test_the_entry_points_compose_their_config_from_the_command_line(module, tmp_path):
+    """``python3 -m <module>`` as the docs give it: Hydra finds the module's config package (``--cfg job`` prints it)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's vade_verl, not an installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", module, "--cfg", "job"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "class_path: null" in done.stdout and "class_name: null" in done.stdout  # our data.sampler node

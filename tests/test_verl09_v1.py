@@ -42,6 +42,7 @@ from vade_verl.verl09.v1_sampler import STALENESS_METRIC, VADEV1Sampler  # noqa:
 from vade_verl.verl09.v1_trainer import vade_trainer_class  # noqa: E402
 from verl.experimental.agent_loop import AgentLoopOutput  # noqa: E402
 from verl.trainer.ppo.v1 import PPOTrainerColocateAsync, PPOTrainerSync, trainer_base  # noqa: E402
+from verl.trainer.ppo.v1.trainer_separate_async import HybridEngineMode  # noqa: E402
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict  # noqa: E402
 from verl_harness import verl09_overrides, write_parquet  # noqa: E402
 
@@ -125,9 +126,12 @@ class FakeAgentLoop:
     (``AgentLoopOutput.as_dict()`` plus the prompt's fields), then its status turns "finished"
     (or "failure", with no trajectories, where ``with_failures``)."""
 
-    def __init__(self, with_failures=False):
+    def __init__(self, with_failures=False, format_score_with_acc=False):
         self.with_failures = with_failures
+        # the score is a format reward (1.0) and `acc` the correctness, None on every third session
+        self.format_score_with_acc = format_score_with_acc
         self.submitted = []  # (global_steps, row id) in the order the loader gave them
+        self.groups = {}  # uid -> (global_steps, row id)
 
     def generate_sequences(self, batch):
         global_steps = batch["global_steps"]
@@ -142,6 +146,7 @@ class FakeAgentLoop:
                     prompt[key] = value.data
             uid, row_id = prompt["uid"], prompt["extra_info"]["index"]
             self.submitted.append((global_steps, row_id))
+            self.groups[uid] = (global_steps, row_id)
             tq.kv_put(key=uid, partition_id="train", tag={"status": "running"})
             if self.with_failures and failed(row_id, global_steps):
                 tq.kv_put(key=uid, partition_id="train", tag={"status": "failure"})
@@ -153,6 +158,9 @@ class FakeAgentLoop:
                 )
                 output.reward_score = success(row_id, global_steps, session)
                 output.extra_fields["reward_extra_info"] = {"acc": output.reward_score}  # verl's naive manager
+                if self.format_score_with_acc:
+                    output.extra_fields["reward_extra_info"] = {"acc": None if session % 3 == 0 else output.reward_score}
+                    output.reward_score = 1.0
                 field = output.as_dict()
                 field.update(prompt, session_id=session)
                 keys.append(f"{uid}_{session}_0")
@@ -168,6 +176,7 @@ class Recorder:
     def __init__(self, trainer):
         self.trainer = trainer
         self.trained = {}  # global step -> sorted row ids of the trained groups
+        self.trained_uids = {}  # global step -> uids of the trained groups, over its parameter_sync_step updates
         self.metrics = {}  # global step -> the step's metrics as fit logs them
         self.states = {}  # global step -> the sampler's selection state (state_dict) after the step
         self.updates = 0
@@ -175,7 +184,9 @@ class Recorder:
     def update_actor(self, batch, metrics):
         infos = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_info"])
         uids = {key.split("_")[0]: info["index"] for key, info in zip(batch.keys, list(infos["extra_info"]))}
-        self.trained[self.trainer.global_steps] = sorted(uids.values())
+        step = self.trainer.global_steps  # a step's parameter_sync_step local updates add up
+        self.trained[step] = sorted(self.trained.get(step, []) + list(uids.values()))
+        self.trained_uids[step] = self.trained_uids.get(step, []) + list(uids)
         self.updates += 1
         return batch
 
@@ -209,6 +220,28 @@ def train(config, with_failures=False):
     agent_loop = FakeAgentLoop(with_failures)
     trainer.fit(agent_loop)
     return trainer, recorder, agent_loop
+
+
+L1, L2 = 0.2, 0.999  # VADEConfig's default fast and slow decay
+
+
+def hand_alpha_beta(trained_uids, groups, steps, correct=success):
+    """VADE's (alpha, beta) per row id after ``steps`` global steps, one two-scale decay per global step
+    (paper Sec. 3.3): a row trained at step t gets ``l1 * . + successes`` (``l1 * . + failures``), the
+    others ``l2 * .``; a group's successes are its ``correct`` draws, from the step it was submitted at."""
+    alpha, beta = dict.fromkeys(RATES, 0.0), dict.fromkeys(RATES, 0.0)
+    for step in range(1, steps + 1):
+        wins, trials = {}, {}
+        for uid in trained_uids.get(step, []):
+            submitted_at, row = groups[uid]
+            wins[row] = wins.get(row, 0.0) + sum(correct(row, submitted_at, s) for s in range(ROLLOUT_N))
+            trials[row] = trials.get(row, 0) + ROLLOUT_N
+        for row in RATES:
+            if row in trials:
+                alpha[row], beta[row] = L1 * alpha[row] + wins[row], L1 * beta[row] + trials[row] - wins[row]
+            else:
+                alpha[row], beta[row] = L2 * alpha[row], L2 * beta[row]
+    return alpha, beta
 
 
 class CountingUUIDs:
@@ -278,6 +311,7 @@ def test_sync_fit_feeds_vade_the_groups_verl_trains(train_file, tmp_path, transf
     rows = fed[0].row_ids.tolist()
     assert sorted(set(rows)) == recorder.trained[1] and len(rows) == len(recorder.trained[1]) * ROLLOUT_N
     assert fed[0].reward_extras["acc"].tolist() == fed[0].scores.tolist()
+    assert len(fed) == steps  # one update per global step
     assert sorted(recorder.trained) == list(range(1, steps + 1)) and recorder.updates == steps
     for step in recorder.trained:  # sync V1 trains exactly the prompts the loader gave at that step, but failed ones
         assert recorder.trained[step] == sorted(row for s, row in agent_loop.submitted if s == step and not failed(row, s))
@@ -319,12 +353,15 @@ def test_async_staleness_counts_the_batches_in_flight(train_file, tmp_path, tran
     assert [recorder.metrics[s][f"{STALENESS_METRIC}_max"] for s in range(1, steps + 1)] == staleness
 
 
-@pytest.mark.parametrize("sampler, mode", [("vade", "sync"), ("vade", "colocate_async"), ("mopps", "sync"), ("greso", "colocate_async")])
-def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, transfer_queue, counting_uuids, sampler, mode):
+@pytest.mark.parametrize(
+    "sampler, mode, k",
+    [("vade", "sync", 1), ("vade", "colocate_async", 1), ("vade", "sync", 2), ("mopps", "sync", 1), ("greso", "colocate_async", 1)],
+)
+def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, transfer_queue, counting_uuids, sampler, mode, k):
     """A run resumed from V1's checkpoint (data.pt, and TransferQueue in async) draws the same prompts."""
     total, stop_after = 14, 5  # 14 steps of 8 prompts cross the 48-row epoch twice
     with_failures = mode != "sync"  # async refills failed groups one prompt at a time: checkpoints fall mid-block
-    overrides = [*vade_overrides(mode, sampler), f"trainer.save_freq={stop_after}"]
+    overrides = [*vade_overrides(mode, sampler), f"trainer.save_freq={stop_after}", *(SYNC_STEP_OVERRIDES[mode](k) if k > 1 else [])]
     staleness_metric = f"{sampler}/evidence_staleness_steps"
 
     clear_transfer_queue()
@@ -354,6 +391,67 @@ def test_resume_selects_exactly_the_uninterrupted_batches(train_file, tmp_path, 
             np.testing.assert_array_equal(res_recorder.states[total][key], value, err_msg=key)
     # the stamps kept are exactly those of the prompts still in flight (evicted groups' are dropped)
     assert set(res_trainer.train_dataloader.sampler._uid_stamps) == prompt_uids("train")
+
+
+SYNC_STEP_OVERRIDES = {
+    "sync": lambda k: [f"+trainer.v1.sync.parameter_sync_step={k}"],
+    "colocate_async": lambda k: [f"+trainer.v1.colocate_async.parameter_sync_step={k}"],
+    # separate_async asks train_batch_size == parameter_sync_step * ppo_mini_batch_size and a rollout pool
+    # of its own (PPOTrainerSeparateAsync.__init__)
+    "separate_async": lambda k: [
+        f"trainer.v1.separate_async.parameter_sync_step={k}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={BATCH // k}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={BATCH // k}",
+        "actor_rollout_ref.rollout.nnodes=1",
+        "actor_rollout_ref.rollout.n_gpus_per_node=1",
+        "actor_rollout_ref.rollout.checkpoint_engine.backend=nccl",
+    ],
+}
+BUFFER["separate_async"] = "VADEReplayBufferAsync"
+
+
+@pytest.mark.parametrize("mode, k", [("sync", 2), ("sync", 4), ("colocate_async", 2), ("separate_async", 4)])
+def test_parameter_sync_step_decays_once_per_global_step(train_file, tmp_path, transfer_queue, mode, k):
+    """verl samples ``parameter_sync_step`` = k mini-batches per global step (``PPOTrainer.step``); VADE takes
+    the step's groups as one update: one decay per global step, as with k = 1."""
+    clear_transfer_queue()
+    steps = 5
+    overrides = [*vade_overrides(mode), *SYNC_STEP_OVERRIDES[mode](k), f"trainer.total_training_steps={steps}"]
+    trainer, recorder = make_trainer(compose_config(train_file, str(tmp_path), overrides))
+    if mode == "separate_async":  # what PPOTrainerSeparateAsync._setup sets up with its rollout pool
+        trainer.current_mode = HybridEngineMode.TRAINER
+        trainer.standalone_checkpoint_manager = mock.MagicMock()
+    agent_loop = FakeAgentLoop()
+    trainer.fit(agent_loop)
+    assert trainer.parameter_sync_step == k and recorder.updates == k * steps  # verl's k local updates per step
+    sampler = trainer.train_dataloader.sampler
+    assert sampler.state.num_updates == steps
+    alpha, beta = hand_alpha_beta(recorder.trained_uids, agent_loop.groups, steps)
+    for row in RATES:
+        (position,) = positions(sampler, [row])
+        assert (sampler.state.alpha[position], sampler.state.beta[position]) == pytest.approx((alpha[row], beta[row]), abs=1e-9), row
+    assert all(recorder.metrics[t]["vade/updated_samples"] == len(set(recorder.trained[t])) for t in range(1, steps + 1))
+
+
+def test_a_none_acc_falls_back_to_that_rows_score(train_file, tmp_path, transfer_queue):
+    """``correctness=auto`` reads ``reward_extra_info.acc``; where it is None, that row's score (here 1.0)."""
+    clear_transfer_queue()
+    steps = 3
+    trainer, recorder = make_trainer(compose_config(train_file, str(tmp_path), [*vade_overrides("sync"), f"trainer.total_training_steps={steps}"]))
+    agent_loop = FakeAgentLoop(format_score_with_acc=True)
+    trainer.fit(agent_loop)
+
+    def correct(row, step, session):
+        return 1.0 if session % 3 == 0 else success(row, step, session)
+
+    alpha, beta = hand_alpha_beta(recorder.trained_uids, agent_loop.groups, steps, correct)
+    sampler = trainer.train_dataloader.sampler
+    for row in RATES:
+        (position,) = positions(sampler, [row])
+        assert (sampler.state.alpha[position], sampler.state.beta[position]) == pytest.approx((alpha[row], beta[row]), abs=1e-9), row
+    none_rows = BATCH * len(range(0, ROLLOUT_N, 3))
+    assert [recorder.metrics[t]["vade/correctness_from_score"] for t in range(1, steps + 1)] == [none_rows] * steps
+    assert all(recorder.metrics[t]["vade/skipped_rewards"] == 0 for t in range(1, steps + 1))
 
 
 def test_without_a_sampler_class_verl_v1_samplers_are_kept(train_file, tmp_path, transfer_queue):

@@ -9,11 +9,15 @@ together with a V1 sampler (``VADEV1Sampler``, ``MoPPSV1Sampler`` or ``GRESOV1Sa
 ``python3 -m vade_verl.verl09.main_ppo_v1`` (which connects
 the two; see docs/verl09.md). verl 0.9.1 builds it in ``PPOTrainer._build_replay_buffer``
 (``verl/trainer/ppo/v1/trainer_base.py:139``) and calls ``sample(global_steps, "train", batch_size)``
-in ``_step_once`` (line 567) for every local update. ``sample`` is verl's own
-(``ReplayBuffer.sample`` or ``ReplayBufferAsync.sample``): which groups are trained is unchanged.
-Afterwards the sampled training groups are read back from TransferQueue and fed to the sampler,
-and the ``vade/*`` metrics are returned with verl's sampling metrics, which ``PPOTrainer.step``
-aggregates over the step and logs.
+in ``_step_once`` (line 567) for every local update: ``PPOTrainer.step`` runs
+``parameter_sync_step`` = k of them per global step, each on ``train_batch_size / k`` groups
+(lines 533-560). ``sample`` is verl's own (``ReplayBuffer.sample`` or ``ReplayBufferAsync.sample``):
+which groups are trained is unchanged; ours notes the training groups' keys. When the global step's
+k updates are done, ``VADETrainerMixin.step`` calls ``feed_step``: the step's groups are read back
+from TransferQueue and fed to the sampler as one update, so VADE's two-scale decay runs once per
+global step whatever k is (fed per local update it would run k times: ``l2**k`` per step), and the
+``vade/*`` metrics go into the step's metrics, which ``fit`` logs. The step's checkpoint
+(``fit``: ``step``, then ``_save_checkpoint``) holds the update.
 
 What is read (verl 0.9.1's TransferQueue layout; ``replay_buffer.py:64`` and
 ``agent_loop_tq.py:182``): trajectory keys ``{uid}_{session_id}_{index}``; per trajectory
@@ -64,10 +68,13 @@ def final_session_keys(keys: list[str]) -> list[str]:
 
 
 def common_reward_extra(extra_fields: list) -> dict:
-    """The scalar ``reward_extra_info`` entries every rollout has (e.g. ``acc``): name -> values."""
+    """The scalar ``reward_extra_info`` entries every rollout has (e.g. ``acc``): name -> values.
+
+    A None value is kept (the 0.7.1 non-tensor batch keeps it too): ``Rollouts`` reads it as NaN and
+    VADE's ``correctness=auto`` then takes that row's score."""
     infos = [(fields or {}).get("reward_extra_info") or {} for fields in extra_fields]
     names = set.intersection(*(set(info) for info in infos)) if infos else set()
-    scalar = (bool, int, float, np.number)
+    scalar = (bool, int, float, np.number, type(None))
     return {name: [info[name] for info in infos] for name in sorted(names) if all(isinstance(info[name], scalar) for info in infos)}
 
 
@@ -77,11 +84,11 @@ def prompt_uids(partition_id: str) -> set[str]:
     return {key for key, tag in items.items() if tag.get("is_prompt", False)}
 
 
-def sampled_rollouts(batch: KVBatchMeta) -> Rollouts:
+def sampled_rollouts(trajectory_keys: list[str], partition_id: str) -> Rollouts:
     """The sampled rollouts, one per session, as the plain record ``VADESampler.update_rollouts`` reads."""
-    keys = final_session_keys(batch.keys)
+    keys = final_session_keys(trajectory_keys)
     fields = [REWARD_FIELD, EXTRA_INFO_FIELD, EXTRA_FIELDS_FIELD]
-    data = tq.kv_batch_get(keys=keys, partition_id=batch.partition_id, select_fields=fields)
+    data = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=fields)
     rewards = [float(row.sum()) for row in data[REWARD_FIELD].unbind(0)]
     uids = [key.split("_")[0] for key in keys]
     return Rollouts.from_columns(uids, list(data[EXTRA_INFO_FIELD]), rewards, common_reward_extra(list(data[EXTRA_FIELDS_FIELD])))
@@ -99,6 +106,7 @@ class _VADEFeedback:
             raise ValueError(f"{type(self).__name__} needs the trainer of python3 -m vade_verl.verl09.main_ppo_v1{ENTRY_HINT}")
         super().__init__(trainer_mode=trainer_mode, refill_fn=refill_fn, **kwargs)
         self.vade_sampler: V1SamplerMixin | None = None
+        self._step_keys: list[str] = []  # trajectory keys sampled for training in the running global step
 
     @classmethod
     def check_trainer_mode(cls, trainer_mode: str) -> None:
@@ -116,12 +124,25 @@ class _VADEFeedback:
         self.vade_sampler = sampler
 
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
+        """verl's ``sample``; the training groups it returns are kept for ``feed_step``."""
         batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
-        if partition_id != TRAIN_PARTITION:
-            return batch, metrics
-        rollouts = sampled_rollouts(batch)
+        if partition_id == TRAIN_PARTITION:
+            self._step_keys.extend(batch.keys)
+        return batch, metrics
+
+    def feed_step(self, global_steps: int) -> dict:
+        """Feed VADE the groups sampled for training in global step ``global_steps`` as one update.
+
+        Called once per global step after its ``parameter_sync_step`` local updates, before the
+        step's checkpoint (the trajectories stay in TransferQueue until ``fit`` clears them after
+        the step, trainer_base.py:511). Returns the ``vade/*`` metrics; {} when nothing was sampled.
+        """
+        keys, self._step_keys = self._step_keys, []
+        if not keys:
+            return {}
+        rollouts = sampled_rollouts(keys, TRAIN_PARTITION)
         group_uids = list(dict.fromkeys(rollouts.group_keys.tolist()))
-        return batch, {**metrics, **self.vade_sampler.feed(rollouts, global_steps, group_uids, prompt_uids(partition_id))}
+        return self.vade_sampler.feed(rollouts, global_steps, group_uids, prompt_uids(TRAIN_PARTITION))
 
 
 class VADEReplayBuffer(_VADEFeedback, ReplayBuffer):

@@ -2,7 +2,7 @@
 
 ``vade_trainer_class(mode)`` is verl's registered trainer for ``trainer.v1.trainer_mode``
 (``PPOTrainerSync``, ``PPOTrainerColocateAsync``, ``PPOTrainerSeparateAsync``) with
-``VADETrainerMixin`` in front, which overrides two methods of ``PPOTrainer``
+``VADETrainerMixin`` in front, which overrides three methods of ``PPOTrainer``
 (verl 0.9.1, ``verl/trainer/ppo/v1/trainer_base.py``) and copies none of their code:
 
 * ``_init_dataloader`` (line 708) runs verl's own while the module-level name
@@ -11,6 +11,9 @@
   the replay buffer when that is a ``VADEReplayBuffer``.
 * ``_fetch_one_gen_batch`` (line 1466), where V1 names each fetched prompt by a fresh ``uid``,
   then tells the sampler those uids (``V1SamplerMixin.claim``), to measure evidence staleness.
+* ``step`` (line 533), after verl's ``parameter_sync_step`` local updates, feeds the sampler the step's
+  training groups as one update (``VADEReplayBuffer.feed_step``) and adds the sampler's metrics
+  to the step's metrics; ``fit`` then saves the checkpoint and logs them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ class VADETrainerMixin:
             self.replay_buffer.attach(sampler)
         elif isinstance(sampler, V1SamplerMixin):
             raise ValueError(f"data.sampler.class_name={type(sampler).__name__} gets no feedback from the {type(self.replay_buffer).__name__}:{ENTRY_HINT}")
+
+    def step(self, metrics: dict, timing_raw: dict):
+        batch = super().step(metrics, timing_raw)
+        if isinstance(self.replay_buffer, _VADEFeedback):
+            metrics.update(self.replay_buffer.feed_step(self.global_steps))
+        return batch
 
     def _fetch_one_gen_batch(self) -> TensorDict:
         batch = super()._fetch_one_gen_batch()

@@ -110,14 +110,18 @@ class CurriculumSampler(AbstractCurriculumSampler):
         self.prefix = self.config.PREFIX
         self.correctness = self.config.correctness_rule()
         check_plugin_dataset(data_source)  # images vs model: fail before any rollout, naming data.image_key
-        self.batch_size = int(data_config.get("gen_batch_size") or data_config.get("train_batch_size"))
+        batch_key = "gen_batch_size" if data_config.get("gen_batch_size") else "train_batch_size"
+        self.batch_size = int(data_config.get(batch_key))
         self.row_ids = dataset_row_ids(data_source)
         n = self.row_ids.size
         if not 0 < self.batch_size <= n:
-            raise ValueError(f"data.train_batch_size={self.batch_size} must be in 1..{n} (the dataset size) for {self.label}")
+            raise ValueError(f"data.{batch_key}={self.batch_size} must be in 1..{n} (the dataset size) for {self.label}")
         self._id_order = np.argsort(self.row_ids, kind="stable")
         self._sorted_ids = self.row_ids[self._id_order]
-        seed = self.config.seed if self.config.seed is not None else data_config.get("seed")
+        seed_key, seed = (f"{self.prefix}.seed", self.config.seed) if self.config.seed is not None else ("data.seed", data_config.get("seed"))
+        # what a resumed run compares with the checkpoint's (``_log_changed_settings``), and the keys that set them
+        self.settings = {"batch_size": self.batch_size, "seed": seed}
+        self._setting_keys = {"batch_size": f"data.{batch_key}", "seed": seed_key}
         self.state = self._build_state(n, 1 if seed is None else int(seed))
         state_dir = self.config.state_dir or _default_state_dir(data_config)
         self.record_dir = os.path.join(os.path.abspath(state_dir), f"{self.name}_sampler") if state_dir else None
@@ -187,12 +191,21 @@ class CurriculumSampler(AbstractCurriculumSampler):
         """Dataset positions of the rollouts that are evidence (all but DIVA variants), one per rollout."""
         return self.positions_of(rollouts.row_ids[rollouts.is_evidence])
 
+    def _acc_missing(self, rollouts: Rollouts) -> np.ndarray:
+        """Rows whose correctness "auto" reads from the score although the batch has ``acc``: their ``acc``
+        is None (read as NaN) while their score is not."""
+        extra = rollouts.reward_extras.get(CORRECTNESS_EXTRA)
+        if self.correctness.mode != "auto" or extra is None:
+            return np.zeros(len(rollouts), dtype=bool)
+        return np.isnan(extra) & ~np.isnan(rollouts.scores)
+
     def _correctness(self, rollouts: Rollouts) -> np.ndarray:
-        """Per-rollout evidence by ``<prefix>.correctness``; "auto" reads the ``acc`` output when present."""
+        """Per-rollout evidence by ``<prefix>.correctness``; "auto" reads the ``acc`` output when present, and
+        the row's own score (under the same rule) where a row's ``acc`` is None. A NaN score stays NaN."""
         source = rollouts.scores
         extra = rollouts.reward_extras.get(CORRECTNESS_EXTRA)
         if self.correctness.mode == "auto" and extra is not None:
-            source = np.where(np.isnan(rollouts.scores), np.nan, extra)
+            source = np.where(np.isnan(rollouts.scores) | self._acc_missing(rollouts), rollouts.scores, extra)
         return as_correctness(source, self.correctness, f"{self.prefix}.correctness")
 
     def update(self, batch: Any) -> None:
@@ -227,6 +240,7 @@ class CurriculumSampler(AbstractCurriculumSampler):
         metrics = {
             f"{self.name}/effective_ratio": effective_ratio(rollouts.group_keys, rollouts.scores),
             f"{self.name}/skipped_rewards": skipped,
+            f"{self.name}/correctness_from_score": int(self._acc_missing(rollouts)[own].sum()),
             f"{self.name}/variant_rollouts_ignored": int((~own).sum()),
             f"{self.name}/updated_samples": int(np.unique(positions[valid]).size),
             **method_metrics,
@@ -259,6 +273,7 @@ class CurriculumSampler(AbstractCurriculumSampler):
             "epoch_batches": self._epoch_batches,
             "row_ids": self.row_ids,
             "selection_token": self._selection_token,
+            "settings": dict(self.settings),
         }
 
     def _apply_pending_update_at_save(self) -> None:
@@ -298,12 +313,32 @@ class CurriculumSampler(AbstractCurriculumSampler):
             )
         if not np.array_equal(np.asarray(state_dict["row_ids"]), self.row_ids):
             raise ValueError(f"the checkpoint's {self.label} state was made over different dataset rows (extra_info.index)")
+        self._log_changed_settings(state_dict.get("settings") or {})
         self.state.load_state_dict(state_dict[self.name])
         self._epoch_batches = int(state_dict["epoch_batches"])
         self._selection_token = str(state_dict.get("selection_token", ""))
         self._applied_at_save = None
         if self._update_pending():
             self._complete_pending_update()
+
+    def _log_changed_settings(self, saved: dict) -> None:
+        """Warn about each batch-size or seed setting that differs from the checkpoint's.
+
+        The checkpoint wins: its generator state continues the saved run's draws (the new seed is not
+        used) and its state carries over; a new batch size takes effect from the next selection.
+        """
+        for name, value in self.settings.items():
+            if name in saved and saved[name] != value:
+                logger.warning(
+                    "%s resume: %s=%s now, %s in the checkpoint; %s",
+                    self.label,
+                    self._setting_keys[name],
+                    value,
+                    saved[name],
+                    "the checkpoint's generator state is continued (the new seed is not used)"
+                    if name == "seed"
+                    else "selections from here on take the new size",
+                )
 
     def _complete_pending_update(self) -> None:
         """Apply the pending update from its record when the record is this selection's (module doc)."""
