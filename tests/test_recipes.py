@@ -112,8 +112,13 @@ EXPECTED_EXPERIMENTS = {
 DAPO_ON_VERL09 = "the DAPO baseline is pinned to verl-recipe 8f9e7ac, which needs verl 0.7.1"
 END_OF_CALL = "--- end of call ---"
 SHIM = f"""#!/usr/bin/env bash
-# Appends "$PWD", PYTHONPATH, the arguments (one per line) and an end-of-call line to $CAPTURE.
+# Appends "$PWD", PYTHONPATH, the arguments (one per line) and an end-of-call line to $CAPTURE. Like verl, a
+# validation-only training run (not a dry run) writes its dump <trainer.validation_data_dir>/0.jsonl (unless
+# $SHIM_NO_DUMP is set).
 {{ echo "$PWD"; echo "${{PYTHONPATH:-}}"; printf '%s\\n' "$@"; echo "{END_OF_CALL}"; }} >> "$CAPTURE"
+dump=""
+for arg in "$@"; do case "$arg" in trainer.validation_data_dir=*) dump="${{arg#*=}}" ;; esac; done
+case " $* " in *" vade_verl.dryrun "*) ;; *" trainer.val_only=True "*) if [ -n "$dump" ] && [ -z "${{SHIM_NO_DUMP:-}}" ]; then mkdir -p "$dump" && : > "$dump/0.jsonl"; fi ;; esac
 """
 
 
@@ -616,12 +621,19 @@ def test_mssr_runs_its_warm_start_pass_then_trains(shim, data_dir, tmp_path):
         "actor_rollout_ref.rollout.val_kwargs.top_p=1.0", "actor_rollout_ref.rollout.val_kwargs.top_k=-1",
         "actor_rollout_ref.rollout.val_kwargs.n=1", f"trainer.validation_data_dir={warm}", "trainer.experiment_name=x_warm_start",
     ]  # fmt: skip
-    warm.mkdir()
-    (warm / "0.jsonl").write_text("")
+    assert (warm / "0.jsonl").exists()  # the shim's pass wrote the dump, as verl's validation does
     done, calls = run_recipe_calls("mssr", shim, tmp_path, dry_run="0", **env)
     assert done.returncode == 0 and len(calls) == 1 and calls[0][2][2:] == train_args[:-1]
     done, calls = run_recipe_calls("mssr", shim, tmp_path, dry_run="0", **{**env, "MSSR_WARM_DIR": str(tmp_path / "none")}, MSSR_INIT="first_visit")
     assert done.returncode == 0 and len(calls) == 1 and "+data.mssr.init=first_visit" in calls[0][2]
+
+
+def test_a_warm_start_pass_that_wrote_no_dump_stops_before_training(shim, data_dir, tmp_path):
+    warm = tmp_path / "warm"
+    env = {"DATA_DIR": str(data_dir), "MSSR_WARM_DIR": str(warm), "SHIM_NO_DUMP": "1"}
+    done, calls = run_recipe_calls("mssr", shim, tmp_path, dry_run="0", **env)
+    assert done.returncode == 2 and len(calls) == 1  # the pass ran, training did not
+    assert f"the warm-start pass wrote no {warm}/0.jsonl" in done.stderr and "MSSR_INIT=first_visit" in done.stderr
 
 
 def test_a_failed_warm_start_pass_stops_the_mssr_recipe(data_dir, tmp_path):

@@ -129,5 +129,6 @@ OVERRIDES=(
 source "$(dirname "$0")/warm_start_pass.sh"  # defines run_warm_start_pass
 if [ "$MSSR_INIT" = warm_start ] && [ ! -f "$MSSR_WARM_DIR/0.jsonl" ]; then
   run_warm_start_pass "${OVERRIDES[@]}" "$@"
+  if [ "$DRY_RUN" = 0 ] && [ "$PRINT_OVERRIDES" != 1 ]; then require_warm_start_dump; fi
 fi
 run_verl "$TRAINER" "${OVERRIDES[@]}" "$@"

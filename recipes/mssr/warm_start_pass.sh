@@ -21,3 +21,14 @@ run_warm_start_pass() {
   )
   run_verl "$TRAINER" "$@" "${pass[@]}"
 }
+
+# After a pass that trained nothing: stop before training when verl wrote no dump (a pass that exits 0
+# without validating, a wrong trainer.validation_data_dir), instead of at the first step's advantage.
+require_warm_start_dump() {
+  if [ ! -f "$MSSR_WARM_DIR/0.jsonl" ]; then
+    echo "$(basename "$0"): the warm-start pass wrote no $MSSR_WARM_DIR/0.jsonl (verl's validation dump of global" \
+      "step 0, trainer.validation_data_dir=$MSSR_WARM_DIR), which +data.mssr.warm_start_file reads at the first" \
+      "step; check the pass's log, or set MSSR_INIT=first_visit" >&2
+    exit 2
+  fi
+}
