@@ -7,6 +7,7 @@ import sys
 
 COMMANDS = {
     "simulate": ("vade_verl.sim.simulate", "simulate sampler dynamics on CPU and benchmark samplers (main job)"),
+    "calibrate": ("vade_verl.sim.calibrate", "fit the simulator's learning dynamics to a real learning-benchmark run"),
     "dry-run": ("vade_verl.dryrun", "compose and validate a recipe's full verl config, build the sampler, exit"),
 }
 
