@@ -530,6 +530,16 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def format_runs(results: dict) -> str:
+    """Held-out accuracy per evaluation, per run and key class (markdown)."""
+    lines = ["| run | learnable keys | solved keys | blocked keys | all keys |", "|---|---|---|---|---|"]
+    for arm, by_seed in results.items():
+        for seed, run in by_seed.items():
+            cells = [", ".join(f"{v:.3f}" for v in run["val_accuracy_by_class"][c]) for c in ("learnable", "solved", "blocked")]
+            lines.append(f"| {LABELS[arm]}, seed {seed} | {' | '.join(cells)} | {', '.join(f'{v:.3f}' for v in run['val_accuracy'])} |")
+    return "\n".join(lines)
+
+
 def plot(task: dict, results: dict, summary: dict, args, paths: list[str]) -> None:
     import matplotlib
 
@@ -603,6 +613,7 @@ def main(argv=None) -> int:
         json.dump(out, f, indent=1)
     plot(task, results, summary, args, [os.path.join(args.out, "learning_benchmark.png")] + ([args.figure] if args.figure else []))
     print(format_table(summary))
+    print(format_runs(results))
     print(f"total {out['wall_s']:.0f} s (this launch); summary: {os.path.join(args.out, 'summary.json')}")
     return 0
 

@@ -148,7 +148,8 @@ def test_rollouts_to_target_area_and_noise_floor_by_hand():
 
 def _arm(learnable, rollouts=(0, 100, 200, 300, 400)):
     return {"val_rollouts": list(rollouts), "val_accuracy": list(learnable), "effective_ratio": [0.5],
-            "val_accuracy_by_class": {"learnable": list(learnable), "solved": [1.0] * len(learnable)}}
+            "val_accuracy_by_class": {"learnable": list(learnable), "solved": [1.0] * len(learnable),
+                                      "blocked": [0.0] * len(learnable)}}
 
 
 def test_predeclared_verdict_cases():
@@ -163,6 +164,8 @@ def test_predeclared_verdict_cases():
     assert summary["random_noise_floor"] == pytest.approx([0.0, 0.02, 0.02, 0.02, 0.02])
     table = bench.format_table(summary)
     assert "| VADE (paper) | 0,1 |" in table and "better than random |" in table
+    runs = bench.format_runs({"random": random})
+    assert "| verl random, seed 1 | 0.200, 0.320, 0.420, 0.520, 0.620 | 1.000, 1.000" in runs
     one_random = bench.summarise({"random": {0: random[0]}, "vade": {0: clear_win[0]}})
     assert one_random["random_noise_floor"] == [] and one_random["rows"][1]["verdict"] == "n/a: random has one seed"
 
