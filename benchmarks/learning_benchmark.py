@@ -558,8 +558,8 @@ def plot(task: dict, results: dict, summary: dict, args, paths: list[str]) -> No
                          label=LABELS[arm] if i == 0 else None)
     axes[1].set(title=f"(b) effective-gradient ratio ({window}-step mean)", xlabel="training step", ylim=(0, 1))
     axes[1].legend(fontsize=8)
-    for ax, key, title in ((axes[2], "learnable", "(c) held-out accuracy, learnable keys"),
-                           (axes[3], None, "(d) held-out accuracy, all keys")):
+    for ax, key, title in ((axes[2], "learnable", "(c) held-out, learnable keys"),
+                           (axes[3], None, "(d) held-out, all keys")):
         for arm, curve in summary["curves"].items():
             if key:
                 ax.plot(curve["rollouts"], curve["learnable_mean"], marker="o", color=COLORS[arm], label=LABELS[arm])
@@ -568,7 +568,7 @@ def plot(task: dict, results: dict, summary: dict, args, paths: list[str]) -> No
                 runs = [r["val_accuracy"] for r in results[arm].values()]
                 ax.plot(curve["rollouts"], curve["all_mean"], marker="o", color=COLORS[arm], label=LABELS[arm])
                 ax.fill_between(curve["rollouts"], np.min(runs, axis=0), np.max(runs, axis=0), color=COLORS[arm], alpha=0.2)
-        ax.set(title=title + " (seed mean, band: min-max)", xlabel="training rollouts", ylabel="accuracy")
+        ax.set(title=title + " (seeds: mean, min-max)", xlabel="training rollouts", ylabel="accuracy")
         ax.legend(fontsize=8)
     axes[2].axhline(TARGET_LEARNABLE_ACCURACY, color="k", lw=0.8, ls=":")
     fig.suptitle(f"tiny Qwen2.5-VL, {args.keys} keys with arbitrary answers, GRPO through verl's trainer on CPU "
