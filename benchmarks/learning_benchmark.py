@@ -167,8 +167,6 @@ def pool_shares(probs: np.ndarray, group_size: int) -> dict:
 
 def build_task(work: str, args) -> dict:
     """Keys, pool and held-out parquet files, model, warm start; the pool's measured solve probabilities."""
-    import pandas as pd
-
     from vade_verl.tiny import keys as K
     from vade_verl.tiny.build import write_parquet
     from vade_verl.tiny.model import build_vl_model

@@ -15,8 +15,6 @@ posteriors under ``vade``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from vade_verl.vade.algorithm import VADEState, posterior_mean
