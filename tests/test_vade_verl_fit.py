@@ -13,6 +13,7 @@ import pytest
 from verl.experimental.separation.ray_trainer import SeparateRayPPOTrainer
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 import verl_harness
+from hand_posteriors import assert_posteriors, hand_posteriors
 from verl_harness import VADE_SAMPLER, compose_config, fit_overrides, logged_steps, write_parquet
 
 N, BATCH, ROLLOUT_N = 24, 4, 4  # 6 batches per epoch
@@ -28,6 +29,12 @@ def train_file(tmp_path_factory):
 
 
 correct_of = verl_harness.rate_correctness(RATES)
+
+
+def correct_steps(calls):
+    """[(step, rollout ids, 0/1 correctness)] from the stub's calls, one entry per step (its last call)."""
+    by_step = {step: ids for step, ids, _ in calls}
+    return [(step, ids, correct_of(ids, step)) for step, ids in by_step.items()]
 
 
 def binary_scores(ids, step):
@@ -59,34 +66,6 @@ def evidence(stub):
     return counts
 
 
-def hand_posteriors(calls, correct, l1=0.2, l2=0.999):
-    """{row id: (alpha, beta)} by the two-scale decay (paper Sec. 3.3), from each step's correct answers.
-
-    A step that rolls a sample out applies l1 and adds its correct answers (successes) and wrong ones
-    (trials - successes); every other step applies l2. ``correct(ids, step)`` gives 0/1 per rollout row.
-    """
-    by_step = {step: (ids, correct(ids, step)) for step, ids, _ in calls}
-    posteriors = {}
-    for rid in ROW_IDS.tolist():
-        alpha = beta = 0.0
-        for step in sorted(by_step):
-            ids, c = by_step[step]
-            got = c[ids == rid]
-            if got.size:
-                alpha, beta = l1 * alpha + got.sum(), l1 * beta + got.size - got.sum()
-            else:
-                alpha, beta = l2 * alpha, l2 * beta
-        posteriors[rid] = (alpha, beta)
-    return posteriors
-
-
-def assert_posteriors(sampler, expected):
-    for rid, (alpha, beta) in expected.items():
-        (position,) = sampler.positions_of([rid])
-        assert sampler.state.alpha[position] == pytest.approx(alpha, abs=1e-9)
-        assert sampler.state.beta[position] == pytest.approx(beta, abs=1e-9)
-
-
 TOTAL = 8
 
 
@@ -98,7 +77,7 @@ def reference(train_file, tmp_path_factory):
     trainer, stub = run_fit(monkeypatch, config_for(train_file, run_dir, TOTAL, save_freq=3), run_dir / "log.jsonl")
     monkeypatch.undo()
     # each step's evidence counted once, saved steps (3, 6, 8: applied at the save) included
-    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(stub.calls, correct_of))
+    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(ROW_IDS, correct_steps(stub.calls)))
     return selections(stub), trainer.train_dataloader.sampler.state
 
 
@@ -182,7 +161,7 @@ def dapo_scores(ids, step):
 def test_the_default_counts_correct_answers_of_verls_scorers(train_file, tmp_path, monkeypatch, score_of):
     config = config_for(train_file, tmp_path, 3, save_freq=2)  # step 2's update is applied at its save
     trainer, stub = run_fit(monkeypatch, config, tmp_path / "log.jsonl", score_of=score_of)
-    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(stub.calls, correct_of))
+    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(ROW_IDS, correct_steps(stub.calls)))
 
 
 def test_a_reward_auto_cannot_read_fails_at_the_first_update_naming_the_option(train_file, tmp_path, monkeypatch):

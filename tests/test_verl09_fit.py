@@ -25,6 +25,7 @@ from verl import DataProto  # noqa: E402
 from verl.trainer.ppo import utils as ppo_utils  # noqa: E402
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer  # noqa: E402
 from verl.trainer.ppo.utils import Role  # noqa: E402
+from hand_posteriors import assert_posteriors, hand_posteriors  # noqa: E402
 from verl_harness import (  # noqa: E402
     VADE_SAMPLER,
     Crash,
@@ -124,28 +125,6 @@ def selections(rollout):
     return {step: ids[::ROLLOUT_N].tolist() for step, ids, _ in rollout.calls}
 
 
-def hand_posteriors(calls):
-    """{row id: (alpha, beta)} by the two-scale decay (paper Sec. 3.3), every step's rollouts applied once:
-    a row rolled out at a step gets ``l1 * . + successes`` / ``l1 * . + failures``, every other row ``l2 * .``."""
-    posteriors = {}
-    for rid in ROW_IDS.tolist():
-        alpha = beta = 0.0
-        for step, ids, scores in sorted(calls, key=lambda call: call[0]):
-            got = scores[ids == rid].astype(np.float64)  # the stub keeps float32 copies
-            if got.size:
-                alpha, beta = L1 * alpha + got.sum(), L1 * beta + got.size - got.sum()
-            else:
-                alpha, beta = L2 * alpha, L2 * beta
-        posteriors[rid] = (alpha, beta)
-    return posteriors
-
-
-def assert_posteriors(sampler, expected):
-    for rid, (alpha, beta) in expected.items():
-        (position,) = sampler.positions_of([rid])
-        assert (sampler.state.alpha[position], sampler.state.beta[position]) == pytest.approx((alpha, beta), abs=1e-9), rid
-
-
 TOTAL = 8
 
 
@@ -181,7 +160,7 @@ def test_critic_warmup_feeds_every_step_once(train_file, tmp_path, monkeypatch, 
     assert stub_workers == list(range(3, TOTAL + 1))  # verl's warm-up: no actor update at steps 1, 2
     state = trainer.train_dataloader.sampler.state
     assert (state.num_selections, state.num_updates) == (TOTAL, TOTAL), "each step's rollouts fed once"
-    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(rollout.calls))
+    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(ROW_IDS, rollout.calls, L1, L2))
     logged = logged_steps(str(tmp_path / "log.jsonl"))  # verl's file logger: warm-up steps carry vade/* too
     assert [logged[step]["vade/updated_samples"] for step in range(1, TOTAL + 1)] == [BATCH] * TOTAL
 
@@ -213,7 +192,7 @@ def test_a_missing_acc_falls_back_to_that_rows_score(train_file, tmp_path, monke
     steps = 4
     trainer, rollout = run_fit(config_for(train_file, tmp_path, steps), tmp_path / "log.jsonl", monkeypatch, score_of=geo3k_with_missing_acc)
     correct_calls = [(step, ids, correct_of(ids, step)) for step, ids, _ in rollout.calls]
-    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(correct_calls))
+    assert_posteriors(trainer.train_dataloader.sampler, hand_posteriors(ROW_IDS, correct_calls, L1, L2))
     logged = logged_steps(str(tmp_path / "log.jsonl"))
     rows = BATCH * ROLLOUT_N
     assert [logged[step]["vade/skipped_rewards"] for step in range(1, steps + 1)] == [0] * steps
