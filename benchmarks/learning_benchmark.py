@@ -55,7 +55,9 @@ TARGET_LEARNABLE_ACCURACY = 0.5
 # The settings a cached task or arm must share with this run (everything that changes what it computes).
 TASK_SETTINGS = ("keys", "pool_renders", "held_out_renders", "class_shares", "warm_start_steps", "warm_start_lr",
                  "task_seed")
-ARM_SETTINGS = ("steps", "batch_size", "group_size", "lr", "warmup_steps", "test_freq", "val_n")
+ARM_SETTINGS = ("steps", "batch_size", "group_size", "lr", "warmup_steps", "test_freq", "val_n", "optimizer", "grad_clip")
+# Settings added after arms were cached: a cached arm that does not record one ran with this value (verl's default).
+ARM_SETTINGS_BEFORE_RECORDED = {"optimizer": "AdamW", "grad_clip": 1.0}
 
 
 def parse_arms(spec: str) -> dict[str, list[int]]:
@@ -115,6 +117,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--group-size", type=int, default=8, help="actor_rollout_ref.rollout.n")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup-steps", type=int, default=5)
+    p.add_argument("--optimizer", default="AdamW", choices=("AdamW", "SGD"),
+                   help="actor_rollout_ref.actor.optim.optimizer (torch.optim); SGD: the step grows with the informative groups")
+    p.add_argument("--grad-clip", type=float, default=1.0,
+                   help="actor_rollout_ref.actor.grad_clip (verl's default 1.0); raise it with SGD so the clip does not bind")
     p.add_argument("--test-freq", type=int, default=20, help="validation (and checkpoint) every this many steps")
     p.add_argument("--val-n", type=int, default=4, help="sampled answers per held-out row")
     p.add_argument("--retries", type=int, default=1, help="relaunches of a launch that died")
@@ -141,7 +147,8 @@ def settings(args, names) -> dict:
 
 def check_cached(path: str, recorded: dict, wanted: dict, what: str) -> None:
     """Refuse a cached part made with other settings, naming each setting that differs."""
-    differ = {k: (recorded.get(k), v) for k, v in wanted.items() if recorded.get(k) != v}
+    differ = {k: (old, v) for k, v in wanted.items()
+              if (old := recorded.get(k, ARM_SETTINGS_BEFORE_RECORDED.get(k))) != v}
     if differ:
         said = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in differ.items())
         raise RuntimeError(f"{path}: the cached {what} was made with {said}; use another --out or delete it")
@@ -236,6 +243,8 @@ def trainer_overrides(args, seed: int) -> list[str]:
         f"actor_rollout_ref.rollout.max_num_seqs={rollouts}",
         f"actor_rollout_ref.actor.optim.lr={args.lr}",
         f"actor_rollout_ref.actor.optim.lr_warmup_steps={args.warmup_steps}",
+        f"actor_rollout_ref.actor.optim.optimizer={args.optimizer}",
+        f"actor_rollout_ref.actor.grad_clip={args.grad_clip}",
         "actor_rollout_ref.actor.freeze_vision_tower=True",
         f"trainer.total_training_steps={args.steps}",
         "trainer.val_before_train=True",
@@ -345,6 +354,8 @@ def read_arm(run_dir: str, args, row_class: dict[int, str]) -> dict:
         # the sampler's own count (groups by verl's uid, e.g. vade_verl.vade.algorithm.effective_ratio); None for verl's
         "sampler_effective_ratio": [metrics[s].get("vade/effective_ratio") for s in range(1, args.steps + 1)],
         "train_score": [metrics[s]["critic/score/mean"] for s in range(1, args.steps + 1)],
+        # the actor's gradient norm before clipping (verl clips it to grad_clip): does the clip bind?
+        "grad_norm": [metrics[s]["actor/grad_norm"] for s in range(1, args.steps + 1)],
         "val_steps": val_steps,
         "val_rollouts": [s * rollouts_per_step for s in val_steps],
         "val_accuracy": [metrics[s][val_key(args.val_n)] for s in val_steps],
@@ -528,6 +539,13 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def clip_shares(results: dict, grad_clip: float) -> dict[str, list[float]]:
+    """Per arm and seed, the share of steps whose gradient norm exceeded ``grad_clip`` (verl then scaled the
+    step down to it); arms cached before the gradient norm was recorded are left out."""
+    return {arm: [float(np.mean(np.asarray(run["grad_norm"]) > grad_clip)) for run in by_seed.values()]
+            for arm, by_seed in results.items() if all("grad_norm" in run for run in by_seed.values())}
+
+
 def format_runs(results: dict) -> str:
     """Held-out accuracy per evaluation, per run and key class (markdown)."""
     lines = ["| run | learnable keys | solved keys | blocked keys | all keys |", "|---|---|---|---|---|"]
@@ -612,6 +630,9 @@ def main(argv=None) -> int:
     plot(task, results, summary, args, [os.path.join(args.out, "learning_benchmark.png")] + ([args.figure] if args.figure else []))
     print(format_table(summary))
     print(format_runs(results))
+    for arm, shares in clip_shares(results, args.grad_clip).items():
+        print(f"{LABELS[arm]}: share of steps with the gradient norm above grad_clip={args.grad_clip} (clipped), "
+              f"per seed: {', '.join(f'{v:.2f}' for v in shares)}")
     print(f"total {out['wall_s']:.0f} s (this launch); summary: {os.path.join(args.out, 'summary.json')}")
     return 0
 

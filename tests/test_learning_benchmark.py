@@ -130,6 +130,29 @@ def test_a_cached_part_made_with_other_settings_is_refused_naming_them():
         bench.check_cached("x.json", {"steps": 100, "lr": 1e-4}, {"steps": 50, "lr": 1e-4}, "arm")
 
 
+def test_an_arm_cached_before_the_optimizer_was_recorded_counts_as_verls_adamw():
+    before = {"steps": 80, "lr": 1e-4}  # an arm cached before "optimizer" and "grad_clip" were settings
+    bench.check_cached("x.json", before, {"steps": 80, "lr": 1e-4, "optimizer": "AdamW", "grad_clip": 1.0}, "arm")
+    with pytest.raises(RuntimeError, match=r"optimizer='AdamW' \(now 'SGD'\), grad_clip=1.0 \(now 100.0\)"):
+        bench.check_cached("x.json", before, {"steps": 80, "lr": 1e-4, "optimizer": "SGD", "grad_clip": 100.0}, "arm")
+
+
+def test_the_optimizer_and_gradient_clip_reach_verls_actor():
+    args = bench.parse_args(["--arms", "random:0,1", "--optimizer", "SGD", "--grad-clip", "100", "--lr", "0.03"])
+    overrides = bench.trainer_overrides(args, seed=1)
+    for expected in ("actor_rollout_ref.actor.optim.optimizer=SGD", "actor_rollout_ref.actor.grad_clip=100.0",
+                     "actor_rollout_ref.actor.optim.lr=0.03", "data.seed=1"):
+        assert expected in overrides
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--arms", "random:0,1", "--optimizer", "Adagrad"])
+
+
+def test_share_of_clipped_steps_by_hand():
+    results = {"random": {0: {"grad_norm": [0.5, 2.0, 3.0, 0.9]}, 1: {"grad_norm": [1.5, 0.1, 0.2, 0.3]}},
+               "vade": {0: {"val_accuracy": [0.1]}}}  # cached before the gradient norm was recorded: left out
+    assert bench.clip_shares(results, grad_clip=1.0) == {"random": [0.5, 0.25]}
+
+
 def test_pool_shares_by_starting_informativeness():
     # G = 2: P(informative) = 2p(1-p): p = 0.01 -> 0.0198 (unsolvable), 0.97 -> 0.058 (solved), 0.5 -> 0.5
     shares = bench.pool_shares(np.array([0.01, 0.97, 0.5, 0.5]), group_size=2)
