@@ -48,7 +48,7 @@ ARMS = ("random", "vade", "vade-eig", "mopps", "greso")
 LABELS = {"random": "verl random", "vade": "VADE (paper)", "vade-eig": "VADE-EIG (ours)", "mopps": "MoPPS",
           "greso": "GRESO"}
 COLORS = {"random": "tab:gray", "vade": "tab:blue", "vade-eig": "tab:red", "mopps": "tab:green", "greso": "tab:purple"}
-DEFAULT_ARMS = "random:0,1,2 vade:0,1,2 vade-eig:0 mopps:0 greso:0"
+DEFAULT_ARMS = "random:0,1,2 vade:0,1,2 vade-eig:0,1,2 mopps:0,1,2 greso:0,1,2"
 CLASSES = ("learnable", "solved", "blocked")
 # Predeclared in docs/learning_benchmark.md before the run: the learnable-key held-out accuracy to reach.
 TARGET_LEARNABLE_ACCURACY = 0.5
