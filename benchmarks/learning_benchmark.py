@@ -588,7 +588,7 @@ def plot(task: dict, results: dict, summary: dict, args, paths: list[str]) -> No
         ax.legend(fontsize=8)
     axes[2].axhline(TARGET_LEARNABLE_ACCURACY, color="k", lw=0.8, ls=":")
     fig.suptitle(f"tiny Qwen2.5-VL, {args.keys} keys with arbitrary answers, GRPO through verl's trainer on CPU "
-                 f"(B={args.batch_size}, G={args.group_size}, {args.steps} steps)")
+                 f"(B={args.batch_size}, G={args.group_size}, {args.steps} steps, {args.optimizer} lr {args.lr:g})")
     fig.tight_layout()
     for path in paths:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
