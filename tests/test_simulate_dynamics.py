@@ -286,3 +286,115 @@ def test_the_new_benchmark_layout_with_seeds_and_keys(tmp_path):
     run["arms"]["random"]["1"]["val_rollouts"] = [0, 4, 12]
     with pytest.raises(ValueError, match="different rollouts"):
         calibrate.load_real_run(_write(tmp_path, run))
+
+
+def _class_run():
+    """Two key classes (keys 0 and 2 "easy", key 1 "hard"), two random seeds with per-class accuracy."""
+    def seed_run(all_acc, easy, hard):
+        return {"val_rollouts": [0, 4, 8], "val_accuracy": all_acc, "val_accuracy_by_class": {"easy": easy, "hard": hard}}
+
+    return {
+        "config": {"batch_size": 2, "group_size": 2},
+        "task": {"pool_solve_probs": [0.9, 0.2, 0.8, 0.1], "pool_keys": [0, 1, 2, 1], "key_classes": ["easy", "hard", "easy"]},
+        "arms": {
+            "random": {"0": seed_run([0.5, 0.6, 0.7], [0.9, 0.9, 0.8], [0.1, 0.3, 0.6]),
+                       "1": seed_run([0.5, 0.7, 0.9], [0.9, 0.8, 0.9], [0.1, 0.5, 0.8])},
+            "vade": {"0": seed_run([0.5, 0.5, 0.5], [0.9, 0.7, 0.6], [0.1, 0.3, 0.4])},
+        },
+    }
+
+
+def test_key_classes_give_each_pool_row_a_class_and_each_class_its_seed_spread(tmp_path):
+    loaded = calibrate.load_real_run(_write(tmp_path, _class_run()))
+    assert loaded.row_classes.tolist() == ["easy", "hard", "easy", "hard"]
+    assert loaded.classes == ["easy", "hard"]
+    np.testing.assert_allclose(loaded.class_accuracy["random"]["hard"], [0.1, 0.4, 0.7])
+    np.testing.assert_allclose(loaded.class_accuracy["vade"]["easy"], [0.9, 0.7, 0.6])
+    # easy: variances (ddof 1) of [0.9, 0.8] and [0.8, 0.9] are 0.005 each, / 2 seeds; hard: of [0.3, 0.5]
+    # and [0.6, 0.8], 0.02 each
+    assert loaded.class_se["easy"] == pytest.approx(np.sqrt(0.005 / 2))
+    assert loaded.class_se["hard"] == pytest.approx(np.sqrt(0.02 / 2))
+    assert calibrate.measured_class_differences(loaded, "vade") == pytest.approx({"easy": 0.6 - 0.85, "hard": 0.4 - 0.7})
+    # chi2 per class by hand: simulated easy gains 0, 0 against measured -0.05, -0.05 -> 2 x 0.0025 / 0.0025 = 2;
+    # hard gains 0.3, 0.6 against 0.3, 0.6 -> 0
+    simulated = {"easy": np.array([0.85, 0.85, 0.85]), "hard": np.array([0.15, 0.45, 0.75])}
+    assert calibrate.chi2_by_class(loaded, simulated) == pytest.approx(2.0)
+
+
+def test_bad_key_classes_are_named(tmp_path):
+    run = _class_run()
+    run["task"]["key_classes"] = ["easy", "hard"]  # key 2 has no class
+    with pytest.raises(ValueError, match="key_classes has no class"):
+        calibrate.load_real_run(_write(tmp_path, run))
+    run = _class_run()
+    run["arms"]["random"]["1"]["val_accuracy_by_class"]["hard"] = [0.1, 0.3]
+    with pytest.raises(ValueError, match=r"arms.random: val_accuracy_by_class.hard needs 3"):
+        calibrate.load_real_run(_write(tmp_path, run))
+    run = _class_run()
+    run["arms"]["random"]["1"]["val_accuracy_by_class"] = run["arms"]["random"]["0"]["val_accuracy_by_class"]
+    with pytest.raises(ValueError, match=r"agree exactly on class\(es\) \['easy', 'hard'\]"):
+        calibrate.load_real_run(_write(tmp_path, run))
+    run = _class_run()
+    del run["arms"]["random"]["1"]  # one seed: no spread, so no per-class error
+    run["accuracy_se"] = 0.05
+    assert calibrate.load_real_run(_write(tmp_path, run)).class_se is None
+    assert calibrate.main([_write(tmp_path, run), "--by-class"]) == 2
+    assert calibrate.main([_write(tmp_path, _tiny_run([0.5, 0.6, 0.7])), "--by-class"]) == 2
+
+
+def test_the_observed_class_means_average_to_the_pool_mean(tmp_path):
+    """``simulated_class_curves``: the row-weighted mean of the class curves is the pool's curve, and
+    observing does not change the run (its all-key curve is ``simulated_curves``')."""
+    rng = np.random.default_rng(3)
+    run = _class_run()
+    run["task"] = {"pool_solve_probs": rng.uniform(0.05, 0.95, 12).tolist(), "pool_keys": (np.arange(12) % 3).tolist(),
+                   "key_classes": ["easy", "hard", "easy"]}
+    loaded = calibrate.load_real_run(_write(tmp_path, run))
+    point = dict(dynamics="per-step", learn=1.0, transfer=0.01, forget=0.0, family=0.0)
+    curves = calibrate.simulated_class_curves(loaded, point, "random", [0, 1], ["easy", "hard"])
+    np.testing.assert_allclose((8 * curves["easy"] + 4 * curves["hard"]) / 12, curves["all"])
+    np.testing.assert_array_equal(curves["all"], calibrate.simulated_curves(loaded, point, "random", [0, 1]))
+    assert not np.allclose(curves["easy"], curves["hard"])
+
+
+def test_the_by_class_fit_recovers_the_dynamics_that_made_the_class_curves(tmp_path, monkeypatch):
+    probs = np.r_[np.full(24, 0.95), np.random.default_rng(4).uniform(0.1, 0.6, 40)]
+    classes = np.array(["solved"] * 24 + ["learnable"] * 40)
+    truth = dict(dynamics="per-step", learn=1.0, transfer=0.01, forget=0.003, family=0.0)
+    measured = {"solved": [], "learnable": []}
+    for seed in (0, 1):
+        config = SimConfig(num_samples=64, batch_size=8, group_size=4, steps=30, seed=seed, samplers=("random",), **truth)
+        records = simulate(config, z0=logit(probs), observe=lambda pop: {c: pop.probs()[classes == c].mean() for c in measured})["random"]
+        for c in measured:
+            measured[c].append([probs[classes == c].mean()] + [records[s - 1][c] for s in (10, 20, 30)])
+    noise = {"solved": [0.0, 0.002, -0.002, 0.002], "learnable": [0.0, -0.004, 0.004, -0.004]}  # seed spread, mean 0
+    runs = {str(seed): {"val_rollouts": [0, 320, 640, 960], "val_accuracy": [0.5] * 4,
+                        "val_accuracy_by_class": {c: (np.mean(measured[c], axis=0) + sign * np.array(noise[c])).tolist() for c in measured}}
+            for seed, sign in (("0", 1), ("1", -1))}
+    data = {"config": {"batch_size": 8, "group_size": 4}, "accuracy_se": 0.01,
+            "task": {"pool_solve_probs": probs.tolist(), "pool_keys": list(range(64)), "key_classes": classes.tolist()},
+            "arms": {"random": runs}}
+    run = calibrate.load_real_run(_write(tmp_path, data))
+    monkeypatch.setitem(calibrate.GRIDS, "per-step", {"learn": np.array([0.3, 1.0, 3.0]), "transfer": np.array([0.0, 0.01])})
+    monkeypatch.setattr(calibrate, "FORGET_GRID", np.array([0.0, 0.003, 0.03]))
+    scored = calibrate.fit(run, "per-step", [0, 1], by_class=True, fit_forget=True)
+    assert len(scored) == 3 * 2 * 3
+    best_chi2, best = scored[0]
+    assert (best["learn"], best["transfer"], best["forget"]) == (1.0, 0.01, 0.003)
+    assert best_chi2 == pytest.approx(0.0, abs=1e-18)
+    assert scored[1][0] > 1.0
+
+
+def test_the_command_reports_the_prediction_per_class(tmp_path, monkeypatch, capsys):
+    for kind in calibrate.GRIDS:
+        monkeypatch.setitem(calibrate.GRIDS, kind, {"learn": np.array([0.5, 2.0]), "transfer": np.array([0.0])})
+    monkeypatch.setitem(calibrate.GRIDS, "family", {"learn": np.array([0.5]), "family": np.array([0.5]), "transfer": np.array([0.0])})
+    out = tmp_path / "reports.json"
+    assert calibrate.main([_write(tmp_path, _class_run()), "--dynamics", "per-step", "--arms", "vade", "--seeds", "2",
+                           "--by-class", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())[0]
+    assert sorted(report["prediction"]["vade"]["by_class"]) == ["easy", "hard"]
+    assert report["evaluations"] == 4  # 2 evaluations after the start x 2 classes
+    text = capsys.readouterr().out
+    # measured vade - random at the end: easy 0.6 - 0.85 = -0.250, hard 0.4 - 0.7 = -0.300
+    assert "per key class" in text and "| -0.250" in text and "| -0.300" in text

@@ -17,6 +17,10 @@ benchmark's ``summary.json`` (``benchmarks/learning_benchmark.py``), of which on
     arms.<sampler>....                         other arms, the same way (optional; simulator sampler
                                                names such as ``vade``, ``vade-eig``): shown next to the
                                                prediction
+    task.key_classes, arms.*.val_accuracy_by_class
+                                               a class name per key (list by key id, or dict) and each
+                                               run's held-out accuracy per class (optional; needed for
+                                               ``--by-class``, with task.pool_keys and 2+ random seeds)
 
 The standard error of the random arm's (mean) accuracy: ``accuracy_se`` if given; else, with several
 random seeds, the seeds' spread (standard deviation pooled over the evaluations after the start,
@@ -37,6 +41,12 @@ to ``--plausible`` plausible points), each other sampler and random run from the
 differences in the simulated mean solve probability at the last evaluation and averaged over the
 evaluations after the start are reported, mean and standard deviation over the seeds, next to the
 measured differences in held-out accuracy.
+
+``--by-class`` fits the random arm's gain per key class instead of its all-key mean: chi2 is summed
+over the classes, each simulated class mean (the pool rows of that class's keys) against the measured
+class accuracy, in that class's standard error (the random seeds' spread, as above); the prediction
+is then also reported per class. ``--fit-forget`` adds ``forget`` (relaxation toward the start,
+``FORGET_GRID``) to every kind's grid.
 """
 
 from __future__ import annotations
@@ -63,6 +73,8 @@ GRIDS: Dict[str, Dict[str, np.ndarray]] = {
         "transfer": np.array([0.0, 1e-3, 1e-2]),
     },
 }
+# ``--fit-forget``: the values of ``forget`` added to every grid (otherwise forget stays 0).
+FORGET_GRID = np.array([0.0, 1e-3, 3e-3, 1e-2, 3e-2])
 
 
 @dataclasses.dataclass
@@ -76,6 +88,13 @@ class RealRun:
     eval_steps: np.ndarray  # training steps at each evaluation (rollouts / (B G))
     accuracy: Dict[str, np.ndarray]  # arm -> held-out accuracy per evaluation
     accuracy_se: float
+    row_classes: Optional[np.ndarray] = None  # key class per pool row
+    class_accuracy: Optional[Dict[str, Dict[str, np.ndarray]]] = None  # arm -> class -> accuracy per evaluation
+    class_se: Optional[Dict[str, float]] = None  # class -> one standard error of the random arm's class accuracy
+
+    @property
+    def classes(self) -> List[str]:
+        return sorted(self.class_se) if self.class_se else []
 
 
 def _get(data: dict, path: str, source: str):
@@ -87,12 +106,17 @@ def _get(data: dict, path: str, source: str):
     return node
 
 
-def _runs(record, where: str) -> Tuple[np.ndarray, np.ndarray]:
-    """One arm's evaluation rollouts and its accuracy per seed (rows): ``record`` is one run
-    (``val_rollouts``, ``val_accuracy``) or ``{seed: run}``."""
+def _run_list(record, where: str) -> list:
+    """One arm's runs: ``record`` is one run (``val_rollouts``, ``val_accuracy``) or ``{seed: run}``."""
     runs = [record] if isinstance(record, dict) and "val_rollouts" in record else list(dict(record).values())
     if not runs:
         raise ValueError(f"{where}: no run")
+    return runs
+
+
+def _runs(record, where: str) -> Tuple[np.ndarray, np.ndarray]:
+    """One arm's evaluation rollouts and its accuracy per seed (rows)."""
+    runs = _run_list(record, where)
     rollouts = np.asarray(_get(runs[0], "val_rollouts", where), dtype=np.int64)
     accuracy = []
     for run in runs:
@@ -100,6 +124,56 @@ def _runs(record, where: str) -> Tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{where}: its seeds were evaluated at different rollouts")
         accuracy.append(np.asarray(_get(run, "val_accuracy", where), dtype=np.float64))
     return rollouts, np.array(accuracy)
+
+
+def _class_runs(record, where: str, classes: List[str], evaluations: int) -> Optional[Dict[str, np.ndarray]]:
+    """One arm's accuracy per class and seed (``val_accuracy_by_class``), or None where a run lacks it."""
+    runs = _run_list(record, where)
+    if any("val_accuracy_by_class" not in run for run in runs):
+        return None
+    out = {}
+    for name in classes:
+        rows = [np.asarray(_get(run, f"val_accuracy_by_class.{name}", where), dtype=np.float64) for run in runs]
+        if any(row.shape != (evaluations,) or np.isnan(row).any() for row in rows):
+            raise ValueError(f"{where}: val_accuracy_by_class.{name} needs {evaluations} accuracies, no NaN")
+        out[name] = np.array(rows)
+    return out
+
+
+def _seed_se(runs: np.ndarray) -> float:
+    """One standard error of a seed mean: the seeds' variance pooled over the evaluations after the
+    start, divided by the number of seeds."""
+    return float(np.sqrt(runs[:, 1:].var(axis=0, ddof=1).mean() / runs.shape[0]))
+
+
+def _load_classes(data: dict, pool_key: str, rows: int, path: str, evaluations: int):
+    """``(row_classes, class_accuracy, class_se)`` from task.key_classes, or Nones where the file has
+    no classes (module docstring)."""
+    pool = data[pool_key]
+    if "key_classes" not in pool:
+        return None, None, None
+    if "pool_keys" not in pool:
+        raise ValueError(f"{path}: {pool_key}.key_classes needs {pool_key}.pool_keys (the key of each pool row)")
+    key_classes = pool["key_classes"]
+    if isinstance(key_classes, dict):
+        row_classes = [key_classes.get(str(k)) for k in pool["pool_keys"]]
+    else:
+        row_classes = [key_classes[k] if isinstance(k, int) and 0 <= k < len(key_classes) else None for k in pool["pool_keys"]]
+    if any(c is None for c in row_classes) or len(row_classes) != rows:
+        raise ValueError(f"{path}: {pool_key}.key_classes has no class for some of {pool_key}.pool_keys")
+    classes = sorted(set(row_classes))
+    accuracy = {}
+    for arm, record in data["arms"].items():
+        runs = _class_runs(record, f"{path}: arms.{arm}", classes, evaluations)
+        if runs is not None:
+            accuracy[arm] = runs
+    if "random" not in accuracy or accuracy["random"][classes[0]].shape[0] < 2:
+        return np.array(row_classes), None, None
+    se = {name: _seed_se(accuracy["random"][name]) for name in classes}
+    flat = [name for name, value in se.items() if not value > 0]
+    if flat:
+        raise ValueError(f"{path}: arms.random's seeds agree exactly on class(es) {flat}: no standard error to fit them in")
+    return np.array(row_classes), {arm: {c: runs[c].mean(axis=0) for c in classes} for arm, runs in accuracy.items()}, se
 
 
 def load_real_run(path: str) -> RealRun:
@@ -144,7 +218,7 @@ def load_real_run(path: str) -> RealRun:
     if "accuracy_se" in data:
         se = float(data["accuracy_se"])
     elif random_runs.shape[0] > 1:
-        se = float(np.sqrt(random_runs[:, 1:].var(axis=0, ddof=1).mean() / random_runs.shape[0]))
+        se = _seed_se(random_runs)
     elif "val_rows" in config and "val_n" in config:
         answers = int(config["val_rows"]) * int(config["val_n"])
         mean = float(np.mean(accuracy["random"]))
@@ -153,13 +227,26 @@ def load_real_run(path: str) -> RealRun:
         raise ValueError(f"{path}: give accuracy_se, several random seeds, or config.val_rows and config.val_n")
     if not se > 0:
         raise ValueError(f"{path}: the accuracy's standard error is {se}; give accuracy_se > 0")
-    return RealRun(batch_size, group_size, probs, families, steps, accuracy, se)
+    row_classes, class_accuracy, class_se = _load_classes(data, pool_key, probs.size, path, steps.size)
+    return RealRun(batch_size, group_size, probs, families, steps, accuracy, se, row_classes, class_accuracy, class_se)
 
 
 def simulated_curves(run: RealRun, dynamics: dict, sampler: str, seeds: List[int]) -> np.ndarray:
     """The pool's simulated mean solve probability at each evaluation, one row per seed."""
+    return simulated_class_curves(run, dynamics, sampler, seeds, [])["all"]
+
+
+def simulated_class_curves(run: RealRun, dynamics: dict, sampler: str, seeds: List[int], classes: List[str]) -> Dict[str, np.ndarray]:
+    """``{"all": curves, class: curves, ...}``: the simulated mean solve probability of the whole pool
+    and of each class's rows at each evaluation, one row per seed."""
     z0 = logit(run.solve_probs)
-    curves = []
+    masks = {name: run.row_classes == name for name in classes}
+
+    def observe(population) -> dict:
+        probs = population.probs()
+        return {f"class/{name}": float(probs[mask].mean()) for name, mask in masks.items()}
+
+    curves = {name: [] for name in ["all", *classes]}
     for seed in seeds:
         config = SimConfig(
             num_samples=run.solve_probs.size,
@@ -170,20 +257,30 @@ def simulated_curves(run: RealRun, dynamics: dict, sampler: str, seeds: List[int
             samplers=(sampler,),
             **dynamics,
         )
-        records = simulate(config, z0=z0, families=run.families)[sampler]
-        progress = np.r_[np.mean(run.solve_probs), [r["mean_solve_prob"] for r in records]]
-        curves.append(progress[run.eval_steps])
-    return np.array(curves)
+        records = simulate(config, z0=z0, families=run.families, observe=observe)[sampler]
+        for name in curves:
+            key, start = ("mean_solve_prob", run.solve_probs.mean()) if name == "all" else (f"class/{name}", run.solve_probs[masks[name]].mean())
+            progress = np.r_[start, [r[key] for r in records]]
+            curves[name].append(progress[run.eval_steps])
+    return {name: np.array(rows) for name, rows in curves.items()}
+
+
+def _misfit(simulated: np.ndarray, measured: np.ndarray, se: float) -> float:
+    return float(np.sum(((simulated[1:] - simulated[0]) - (measured[1:] - measured[0])) ** 2) / se**2)
 
 
 def chi2(run: RealRun, curve: np.ndarray) -> float:
     """Squared misfit of the simulated gain since the start to the random arm's, in standard errors."""
-    measured = run.accuracy["random"]
-    return float(np.sum(((curve[1:] - curve[0]) - (measured[1:] - measured[0])) ** 2) / run.accuracy_se**2)
+    return _misfit(curve, run.accuracy["random"], run.accuracy_se)
 
 
-def grid_points(kind: str) -> List[dict]:
-    grid = GRIDS[kind]
+def chi2_by_class(run: RealRun, curves: Dict[str, np.ndarray]) -> float:
+    """``chi2`` per key class, each in its own standard error, summed over the classes."""
+    return sum(_misfit(curves[name], run.class_accuracy["random"][name], run.class_se[name]) for name in run.classes)
+
+
+def grid_points(kind: str, fit_forget: bool = False) -> List[dict]:
+    grid = {**GRIDS[kind], **({"forget": FORGET_GRID} if fit_forget else {})}
     names = list(grid)
     mesh = np.meshgrid(*[grid[n] for n in names], indexing="ij")
     return [
@@ -192,13 +289,20 @@ def grid_points(kind: str) -> List[dict]:
     ]
 
 
-def fit(run: RealRun, kind: str, seeds: List[int]) -> List[Tuple[float, dict]]:
-    """``(chi2, dynamics)`` for every grid point of ``kind``, best first."""
-    scored = [(chi2(run, simulated_curves(run, point, "random", seeds).mean(axis=0)), point) for point in grid_points(kind)]
+def fit(run: RealRun, kind: str, seeds: List[int], by_class: bool = False, fit_forget: bool = False) -> List[Tuple[float, dict]]:
+    """``(chi2, dynamics)`` for every grid point of ``kind``, best first; ``by_class``: ``chi2_by_class``."""
+    scored = []
+    for point in grid_points(kind, fit_forget):
+        if by_class:
+            curves = simulated_class_curves(run, point, "random", seeds, run.classes)
+            value = chi2_by_class(run, {name: rows.mean(axis=0) for name, rows in curves.items()})
+        else:
+            value = chi2(run, simulated_curves(run, point, "random", seeds).mean(axis=0))
+        scored.append((value, point))
     return sorted(scored, key=lambda item: item[0])
 
 
-def differences(run: RealRun, curves: Dict[str, np.ndarray], arm: str) -> dict:
+def differences(curves: Dict[str, np.ndarray], arm: str) -> dict:
     """Arm minus random: at the last evaluation and averaged after the start (mean, sd over seeds)."""
     final = curves[arm][:, -1] - curves["random"][:, -1]
     average = curves[arm][:, 1:].mean(axis=1) - curves["random"][:, 1:].mean(axis=1)
@@ -210,20 +314,35 @@ def measured_differences(run: RealRun, arm: str) -> dict:
     return {"final": float(a[-1] - r[-1]), "average": float(a[1:].mean() - r[1:].mean())}
 
 
-def predict(run: RealRun, dynamics: dict, arms: List[str], seeds: List[int]) -> Dict[str, dict]:
-    curves = {arm: simulated_curves(run, dynamics, arm, seeds) for arm in ["random", *arms]}
-    return {arm: differences(run, curves, arm) for arm in arms}
+def measured_class_differences(run: RealRun, arm: str) -> Dict[str, float]:
+    """Arm minus random, held-out accuracy per class at the last evaluation."""
+    return {name: float(run.class_accuracy[arm][name][-1] - run.class_accuracy["random"][name][-1]) for name in run.classes}
 
 
-def calibrate(run: RealRun, kinds: List[str], arms: List[str], seeds: List[int], plausible: int) -> List[dict]:
+def predict(run: RealRun, dynamics: dict, arms: List[str], seeds: List[int], by_class: bool = False) -> Dict[str, dict]:
+    """Per arm: ``differences`` to random in the pool's mean solve probability; with ``by_class``, also
+    per key class under ``"by_class"``."""
+    classes = run.classes if by_class else []
+    curves = {arm: simulated_class_curves(run, dynamics, arm, seeds, classes) for arm in ["random", *arms]}
+    prediction = {}
+    for arm in arms:
+        prediction[arm] = differences({a: c["all"] for a, c in curves.items()}, arm)
+        if by_class:
+            prediction[arm]["by_class"] = {name: differences({a: c[name] for a, c in curves.items()}, arm) for name in classes}
+    return prediction
+
+
+def calibrate(
+    run: RealRun, kinds: List[str], arms: List[str], seeds: List[int], plausible: int, by_class: bool = False, fit_forget: bool = False
+) -> List[dict]:
     """Per kind: the fit, its prediction for ``arms``, and the prediction's range over plausible points."""
     reports = []
     for kind in kinds:
-        scored = fit(run, kind, seeds)
+        scored = fit(run, kind, seeds, by_class, fit_forget)
         best_chi2, best = scored[0]
         near = [point for value, point in scored if value <= best_chi2 + 4.0]
         picks = [near[i] for i in np.unique(np.linspace(0, len(near) - 1, min(plausible, len(near))).round().astype(int))]
-        prediction = predict(run, best, arms, seeds)
+        prediction = predict(run, best, arms, seeds, by_class)
         ranges = {arm: [prediction[arm]["final"]] * 2 for arm in arms}
         for point in picks:
             for arm, diff in predict(run, point, arms, seeds).items():
@@ -232,7 +351,7 @@ def calibrate(run: RealRun, kinds: List[str], arms: List[str], seeds: List[int],
             {
                 "dynamics": best,
                 "chi2": best_chi2,
-                "evaluations": int(run.eval_steps.size - 1),
+                "evaluations": int(run.eval_steps.size - 1) * (len(run.classes) if by_class else 1),
                 "plausible_points": len(near),
                 "prediction": prediction,
                 "plausible_final_range": ranges,
@@ -242,7 +361,7 @@ def calibrate(run: RealRun, kinds: List[str], arms: List[str], seeds: List[int],
 
 
 def _parameters(dynamics: dict) -> str:
-    return ", ".join(f"{n}={dynamics[n]:.3g}" for n in ("learn", "transfer", "family") if dynamics[n] or n != "family")
+    return ", ".join(f"{n}={dynamics[n]:.3g}" for n in ("learn", "transfer", "forget", "family") if dynamics[n] or n in ("learn", "transfer"))
 
 
 def format_report(run: RealRun, reports: List[dict], arms: List[str]) -> str:
@@ -251,7 +370,7 @@ def format_report(run: RealRun, reports: List[dict], arms: List[str]) -> str:
         f"{run.eval_steps.size} evaluations, accuracy se {run.accuracy_se:.4f}; random arm "
         f"{run.accuracy['random'][0]:.3f} -> {run.accuracy['random'][-1]:.3f}",
         "",
-        f"{'dynamics':<10}{'fitted parameters':<40}{'chi2':>7}{'plaus.':>7}  " + "".join(f"{arm + ' - random, final (range) | mean':<44}" for arm in arms),
+        f"{'dynamics':<10}{'fitted parameters':<48}{'chi2':>7}{'plaus.':>7}  " + "".join(f"{arm + ' - random, final (range) | mean':<44}" for arm in arms),
     ]
     for report in sorted(reports, key=lambda r: r["chi2"]):
         cells = []
@@ -259,13 +378,25 @@ def format_report(run: RealRun, reports: List[dict], arms: List[str]) -> str:
             p, (low, high) = report["prediction"][arm], report["plausible_final_range"][arm]
             cells.append(f"{p['final']:+.3f}+-{p['final_sd']:.3f} ({low:+.3f}..{high:+.3f}) | {p['average']:+.3f}".ljust(44))
         lines.append(
-            f"{report['dynamics']['dynamics']:<10}{_parameters(report['dynamics']):<40}{report['chi2']:>7.1f}"
+            f"{report['dynamics']['dynamics']:<10}{_parameters(report['dynamics']):<48}{report['chi2']:>7.1f}"
             f"{report['plausible_points']:>7}  " + "".join(cells)
         )
     measured = [arm for arm in arms if arm in run.accuracy]
     if measured:
         cells = [f"{measured_differences(run, arm)['final']:+.3f}{'':<22}| {measured_differences(run, arm)['average']:+.3f}".ljust(44) for arm in measured]
-        lines.append(f"{'measured':<10}{'(held-out accuracy, this run)':<40}{'':>7}{'':>7}  " + "".join(cells))
+        lines.append(f"{'measured':<10}{'(held-out accuracy, this run)':<48}{'':>7}{'':>7}  " + "".join(cells))
+    by_class = [r for r in reports if any("by_class" in p for p in r["prediction"].values())]
+    if by_class:
+        lines += ["", "per key class, arm - random at the last evaluation: simulated (each kind's fit) | measured (held-out accuracy)"]
+        lines.append(f"{'dynamics':<10}{'arm':<10}" + "".join(f"{name:<18}" for name in run.classes))
+        for report in sorted(by_class, key=lambda r: r["chi2"]):
+            for arm in arms:
+                real = measured_class_differences(run, arm) if arm in (run.class_accuracy or {}) else {}
+                cells = [
+                    f"{report['prediction'][arm]['by_class'][name]['final']:+.3f} | " + (f"{real[name]:+.3f}" if name in real else "  -   ")
+                    for name in run.classes
+                ]
+                lines.append(f"{report['dynamics']['dynamics']:<10}{arm:<10}" + "".join(f"{cell:<18}" for cell in cells))
     best = min(reports, key=lambda r: r["chi2"])
     lines += ["", f"best fit: {best['dynamics']['dynamics']} ({_parameters(best['dynamics'])}), chi2 {best['chi2']:.1f} over {best['evaluations']} evaluations"]
     return "\n".join(lines)
@@ -278,6 +409,8 @@ def main(argv=None) -> int:
     p.add_argument("--arms", default="vade,vade-eig", help="samplers whose difference to random is predicted")
     p.add_argument("--seeds", type=int, default=4, help="simulation seeds per grid point and prediction")
     p.add_argument("--plausible", type=int, default=6, help="plausible grid points whose prediction bounds the range")
+    p.add_argument("--by-class", action="store_true", help="fit the random arm's gain per key class (task.key_classes) and predict per class")
+    p.add_argument("--fit-forget", action="store_true", help=f"add forget {FORGET_GRID.tolist()} to every kind's grid")
     p.add_argument("--json", default=None, help="also write the reports here")
     args = p.parse_args(argv)
     kinds = [k for k in args.dynamics.split(",") if k]
@@ -289,11 +422,16 @@ def main(argv=None) -> int:
             raise ValueError(f"--dynamics: unknown {unknown}; choose from {list(DYNAMICS_KINDS)}")
         if "family" in kinds and run.families is None:
             raise ValueError(f"{args.run}: the family dynamics needs pool.pool_counts or task.pool_keys (a family id per row)")
+        if args.by_class and run.class_se is None:
+            raise ValueError(
+                f"{args.run}: --by-class needs task.key_classes with task.pool_keys, and arms.random with val_accuracy_by_class "
+                "in at least 2 seeds (their spread is each class's standard error)"
+            )
     except (OSError, ValueError) as error:
         print(f"calibrate: {error}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    reports = calibrate(run, kinds, arms, list(range(args.seeds)), args.plausible)
+    reports = calibrate(run, kinds, arms, list(range(args.seeds)), args.plausible, args.by_class, args.fit_forget)
     print(format_report(run, reports, arms))
     print(f"({time.perf_counter() - start:.0f} s)")
     if args.json:

@@ -491,8 +491,16 @@ def mmr1_runner(config: SimConfig, env: Environment):
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def run_sampler(name: str, config: SimConfig, z0: np.ndarray, progress=None, families: Optional[np.ndarray] = None) -> List[dict]:
-    """Train a fresh copy of the population with sampler ``name``; one record per completed step."""
+def run_sampler(
+    name: str,
+    config: SimConfig,
+    z0: np.ndarray,
+    progress=None,
+    families: Optional[np.ndarray] = None,
+    observe: Optional[Callable[[Population], dict]] = None,
+) -> List[dict]:
+    """Train a fresh copy of the population with sampler ``name``; one record per completed step,
+    with ``observe(population)``'s entries added after each step when given."""
     env = Environment(config, z0, families)
     step = SAMPLERS[name](config, env)
     records, cumulative = [], 0
@@ -518,6 +526,7 @@ def run_sampler(name: str, config: SimConfig, z0: np.ndarray, progress=None, fam
                 "cumulative_rollouts": cumulative,
                 "mean_solve_prob": float(env.population.probs().mean()),
                 "sampler_ms": 1e3 * outcome.sampler_seconds,
+                **(observe(env.population) if observe is not None else {}),
             }
         )
         if progress is not None:
@@ -532,12 +541,14 @@ def simulate(
     show_progress: bool = False,
     z0: Optional[np.ndarray] = None,
     families: Optional[np.ndarray] = None,
+    observe: Optional[Callable[[Population], dict]] = None,
 ) -> Dict[str, List[dict]]:
     """Run every sampler of ``config`` on the same initial population; records per sampler.
 
     ``z0`` overrides the initial logits drawn from ``config.difficulty`` (length ``num_samples``);
     ``families`` the family id per sample, which the ``family`` dynamics otherwise takes from
-    ``rank_families(z0, config.families)``.
+    ``rank_families(z0, config.families)``; ``observe(population)`` adds entries to every record
+    (the calibration's per-class means).
     """
     if z0 is None:
         z0 = initial_logits(config.difficulty, config.num_samples, np.random.default_rng([config.seed, 0]))
@@ -562,7 +573,7 @@ def simulate(
         for name in config.samplers:
             if progress is not None:
                 progress.set_description(f"simulate {name}")
-            results[name] = run_sampler(name, config, z0, progress, families)
+            results[name] = run_sampler(name, config, z0, progress, families, observe)
     finally:
         metrics_logger.removeFilter(no_trainer_step)
         if progress is not None:
