@@ -291,14 +291,11 @@ def grid_points(kind: str, fit_forget: bool = False) -> List[dict]:
 
 def fit(run: RealRun, kind: str, seeds: List[int], by_class: bool = False, fit_forget: bool = False) -> List[Tuple[float, dict]]:
     """``(chi2, dynamics)`` for every grid point of ``kind``, best first; ``by_class``: ``chi2_by_class``."""
+    classes = run.classes if by_class else []
     scored = []
     for point in grid_points(kind, fit_forget):
-        if by_class:
-            curves = simulated_class_curves(run, point, "random", seeds, run.classes)
-            value = chi2_by_class(run, {name: rows.mean(axis=0) for name, rows in curves.items()})
-        else:
-            value = chi2(run, simulated_curves(run, point, "random", seeds).mean(axis=0))
-        scored.append((value, point))
+        mean = {name: rows.mean(axis=0) for name, rows in simulated_class_curves(run, point, "random", seeds, classes).items()}
+        scored.append((chi2_by_class(run, mean) if by_class else chi2(run, mean["all"]), point))
     return sorted(scored, key=lambda item: item[0])
 
 
